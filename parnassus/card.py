@@ -1,0 +1,248 @@
+"""The card: one YAML file that describes a detector emulation, validated on load.
+
+Every section is a dataclass; :func:`load_card` builds them from the YAML and turns any mistake (unknown
+key, wrong type, bad value, missing file) into a one-line :class:`CardError` naming the file and key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from parnassus.errors import CardError
+from parnassus.formula import Formula
+
+JET_ALGORITHMS = ("antikt", "kt", "cambridge")
+
+
+def _choice(*options: str) -> dict:
+    return {"choices": options}
+
+
+def _positive() -> dict:
+    return {"positive": True}
+
+
+@dataclass
+class TruthCuts:
+    """Which truth particles of an input event enter the simulation (the ``Particle`` collection)."""
+
+    status: list[int] = field(default_factory=lambda: [1])
+    pt_min: float = field(default=0.25, metadata=_positive())
+    eta_max: float = field(default=2.7, metadata=_positive())
+    drop_pids: list[int] = field(default_factory=lambda: [12, 14, 16])
+    max_particles: int = field(default=400, metadata=_positive())
+
+
+@dataclass
+class OutputCuts:
+    """Acceptance of the particle-flow candidates written out."""
+
+    pt_min: float = field(default=1.0, metadata=_positive())
+    eta_max: float = field(default=2.7, metadata=_positive())
+
+
+@dataclass
+class JetDefinition:
+    algorithm: str = field(default="antikt", metadata=_choice(*JET_ALGORITHMS))
+    radius: float = field(default=0.5, metadata=_positive())
+    pt_min: float = 20.0
+    eta_max: float = field(default=5.0, metadata=_positive())
+
+
+@dataclass
+class Isolation:
+    """Delphes ``Isolation`` module: sum pT of PFCs above ``pt_min`` within ``cone``, relative to the candidate."""
+
+    cone: float = field(default=0.5, metadata=_positive())
+    pt_min: float = 0.5
+    ratio_max: float = field(default=0.12, metadata=_positive())
+
+
+@dataclass
+class IsolatedObject:
+    pt_min: float = 10.0
+    eta_max: float = field(default=2.5, metadata=_positive())
+    isolation: Isolation = field(default_factory=Isolation)
+
+
+@dataclass
+class Objects:
+    jets: JetDefinition = field(default_factory=JetDefinition)
+    electrons: IsolatedObject = field(default_factory=IsolatedObject)
+    muons: IsolatedObject = field(default_factory=IsolatedObject)
+    photons: IsolatedObject = field(default_factory=IsolatedObject)
+
+
+@dataclass
+class TrackFormulas:
+    charged_hadron: Formula
+    electron: Formula
+    muon: Formula
+
+
+@dataclass
+class LeptonFormulas:
+    electron: Formula
+    muon: Formula
+
+
+@dataclass
+class ParametricParameters:
+    """Per-particle Delphes-CMS-style response; formulas use pt, eta, energy (see parnassus.formula)."""
+
+    tracking_efficiency: TrackFormulas
+    track_pt_resolution: TrackFormulas  # relative sigma(pT)/pT, smeared log-normally as Delphes does
+    identification_efficiency: LeptonFormulas  # tracked lepton keeps its class, else it is a charged hadron
+    ecal_resolution: Formula  # absolute sigma(E) in GeV
+    hcal_resolution: Formula  # absolute sigma(E) in GeV
+    ecal_eta_max: float = field(metadata=_positive())
+    hcal_eta_max: float = field(metadata=_positive())
+    ecal_cell: float = field(metadata=_positive())  # tower size in eta and phi; neutral directions are
+    hcal_cell: float = field(metadata=_positive())  # moved to a random point of their tower (SmearTowerCenter)
+
+
+@dataclass
+class GeneratorConfig:
+    kind: str = field(metadata=_choice("parametric", "neural"))
+    parametric: ParametricParameters | None = None
+    checkpoint: Path | None = None
+
+
+@dataclass
+class Sampling:
+    batch_size: int = field(default=100, metadata=_positive())
+    device: str = "cpu"
+    seed: int = 0
+
+
+@dataclass
+class Card:
+    name: str
+    generator: GeneratorConfig
+    description: str = ""
+    truth: TruthCuts = field(default_factory=TruthCuts)
+    output: OutputCuts = field(default_factory=OutputCuts)
+    objects: Objects = field(default_factory=Objects)
+    sampling: Sampling = field(default_factory=Sampling)
+    path: Path = field(default=Path("."), metadata={"internal": True})
+    text: str = field(default="", metadata={"internal": True})
+
+
+def load_card(path: str | Path) -> Card:
+    """Read and validate a card; raise :class:`CardError` with a one-line message on any problem."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise CardError(f"{path}: cannot read card ({error.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise CardError(f"{path}: not valid YAML{where}") from None
+    if not isinstance(data, dict):
+        raise CardError(f"{path}: a card must be a mapping of sections")
+    card = _build(Card, data, "", path)
+    card.path = path
+    card.text = text
+    _check_generator(card)
+    return card
+
+
+def _check_generator(card: Card) -> None:
+    gen = card.generator
+    if gen.kind == "parametric" and gen.parametric is None:
+        raise CardError(f"{card.path}: generator.parametric: required when generator.kind is 'parametric'")
+    if gen.kind == "neural" and gen.checkpoint is None:
+        raise CardError(f"{card.path}: generator.checkpoint: required when generator.kind is 'neural'")
+
+
+def _build(cls: type, data: Any, where: str, card_path: Path) -> Any:
+    """Build dataclass ``cls`` from a YAML mapping, checking keys, types and field constraints."""
+    if not isinstance(data, dict):
+        raise CardError(f"{card_path}: {where or 'card'}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise CardError(f"{card_path}: {_join(where, str(unknown[0]))}: unknown key "
+                        f"(allowed: {', '.join(fields)})")
+    values = {}
+    for name, spec in fields.items():
+        key = _join(where, name)
+        if name not in data:
+            no_default = spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING
+            if no_default:
+                raise CardError(f"{card_path}: {key}: missing required key")
+            continue
+        value = _convert(hints[name], data[name], key, card_path)
+        _check_constraints(spec, value, key, card_path)
+        values[name] = value
+    return cls(**values)
+
+
+def _convert(hint: Any, value: Any, key: str, card_path: Path) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (hint,) = [a for a in args if a is not type(None)]
+        return _convert(hint, value, key, card_path)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key, card_path)
+    if origin is list:
+        if not isinstance(value, list):
+            raise CardError(f"{card_path}: {key}: expected a list, got {_kind(value)}")
+        return [_convert(args[0], item, f"{key}[{i}]", card_path) for i, item in enumerate(value)]
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise CardError(f"{card_path}: {key}: expected a number, got {_kind(value)}")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise CardError(f"{card_path}: {key}: expected an integer, got {_kind(value)}")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise CardError(f"{card_path}: {key}: expected a string, got {_kind(value)}")
+        return value
+    if hint is Formula:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise CardError(f"{card_path}: {key}: expected a formula string, got {_kind(value)}")
+        try:
+            return Formula(str(value))
+        except (SyntaxError, ValueError) as error:
+            message = error.msg if isinstance(error, SyntaxError) else str(error)
+            raise CardError(f"{card_path}: {key}: invalid formula: {message}") from None
+    if hint is Path:
+        if not isinstance(value, str):
+            raise CardError(f"{card_path}: {key}: expected a path string, got {_kind(value)}")
+        resolved = (card_path.parent / value).resolve()
+        if not resolved.exists():
+            raise CardError(f"{card_path}: {key}: file not found: {resolved}")
+        return resolved
+    raise TypeError(f"unsupported card type {hint!r} for {key}")  # a bug in a dataclass, not user input
+
+
+def _check_constraints(spec: dataclasses.Field, value: Any, key: str, card_path: Path) -> None:
+    choices = spec.metadata.get("choices")
+    if choices and value not in choices:
+        raise CardError(f"{card_path}: {key}: expected one of {', '.join(choices)}, got {value!r}")
+    if spec.metadata.get("positive") and value is not None and not value > 0:
+        raise CardError(f"{card_path}: {key}: must be > 0, got {value!r}")
+
+
+def _join(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name
+
+
+def _kind(value: Any) -> str:
+    return "nothing" if value is None else f"{type(value).__name__} {value!r}"

@@ -1,0 +1,13 @@
+"""User-facing errors: each carries a one-line message that names the file, event or card field."""
+
+
+class ParnassusError(Exception):
+    """An error caused by the user's input; the CLI prints its message on one line and exits non-zero."""
+
+
+class CardError(ParnassusError):
+    """A card (YAML) is malformed: unknown key, wrong type, missing file."""
+
+
+class InputError(ParnassusError):
+    """An input event file cannot be read."""

@@ -1,0 +1,96 @@
+"""The columnar event batches that flow through a run, and the run's bookkeeping.
+
+Truth particles and particle-flow candidates (PFCs) are jagged awkward arrays of records, one list per
+event. Truth fields: pid, status, charge, cls, mass, e, px, py, pz, pt, eta, phi, x, y, z, t (GeV, mm).
+PFC fields: pt, eta, phi, e, mass, px, py, pz, charge, cls, pid, x, y, z.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import awkward as ak
+import numpy as np
+
+from parnassus.pdg import CLASS_MASS, candidate_pid
+
+
+TRUTH_FIELDS = {
+    "pid": np.int32, "status": np.int32, "charge": np.int32, "cls": np.int32, "mass": np.float64,
+    "e": np.float64, "px": np.float64, "py": np.float64, "pz": np.float64, "pt": np.float64,
+    "eta": np.float64, "phi": np.float64, "x": np.float64, "y": np.float64, "z": np.float64, "t": np.float64,
+}
+
+
+@dataclass
+class TruthBatch:
+    """A batch of accepted input events."""
+
+    particles: ak.Array
+    number: np.ndarray  # event number from the input file
+    weight: np.ndarray  # nominal event weight
+    index: np.ndarray  # position of the event in the input, from 0
+
+    def __len__(self) -> int:
+        return len(self.number)
+
+    @classmethod
+    def from_columns(cls, counts: np.ndarray, columns: dict[str, np.ndarray], number: np.ndarray,
+                     weight: np.ndarray, index: np.ndarray) -> TruthBatch:
+        """Build a batch from flat per-particle columns (all of TRUTH_FIELDS) and per-event counts."""
+        flat = ak.zip({name: np.asarray(columns[name], dtype=dtype) for name, dtype in TRUTH_FIELDS.items()})
+        return cls(particles=ak.unflatten(flat, np.asarray(counts, dtype=np.int64)),
+                   number=np.asarray(number, dtype=np.int64), weight=np.asarray(weight, dtype=np.float64),
+                   index=np.asarray(index, dtype=np.int64))
+
+    @classmethod
+    def empty(cls) -> TruthBatch:
+        none = np.zeros(0)
+        return cls.from_columns(none, dict.fromkeys(TRUTH_FIELDS, none), none, none, none)
+
+
+@dataclass
+class RunCounts:
+    """Events read, written, skipped (by reason) and truncated; stored in the output and printed."""
+
+    read: int = 0
+    written: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    truncated: int = 0  # events with more accepted truth particles than the card's maximum
+
+    def skip(self, reason: str, n: int = 1) -> None:
+        self.skipped[reason] += n
+
+    def as_dict(self) -> dict:
+        return {"read": self.read, "written": self.written, "skipped": dict(self.skipped),
+                "skipped_total": sum(self.skipped.values()), "truncated": self.truncated}
+
+
+def eta_phi(px: np.ndarray, py: np.ndarray, pz: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(pt, eta, phi) of momenta; eta is ±inf along the beam axis."""
+    pt = np.hypot(px, py)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        eta = np.arcsinh(np.where(pt > 0, pz / pt, np.sign(pz) * np.inf))
+    return pt, eta, np.arctan2(py, px)
+
+
+def make_pfcs(counts: np.ndarray, pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, charge: np.ndarray,
+              cls: np.ndarray, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> ak.Array:
+    """Build the jagged PFC array from flat columns, adding mass, energy and Cartesian momentum by class."""
+    pt, eta, phi = (np.asarray(a, dtype=np.float64) for a in (pt, eta, phi))
+    cls = np.asarray(cls, dtype=np.int32)
+    charge = np.asarray(charge, dtype=np.int32)
+    mass = CLASS_MASS[cls]
+    px, py, pz = pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)
+    energy = np.sqrt(px**2 + py**2 + pz**2 + mass**2)
+    flat = ak.zip({"pt": pt, "eta": eta, "phi": phi, "e": energy, "mass": mass, "px": px, "py": py, "pz": pz,
+                   "charge": charge, "cls": cls, "pid": candidate_pid(cls, charge),
+                   "x": np.asarray(x, np.float64), "y": np.asarray(y, np.float64),
+                   "z": np.asarray(z, np.float64)})
+    return ak.unflatten(flat, np.asarray(counts, dtype=np.int64))
+
+
+def sort_by_pt(particles: ak.Array) -> ak.Array:
+    """Order the particles of every event by decreasing pT."""
+    return particles[ak.argsort(particles.pt, axis=1, ascending=False)]

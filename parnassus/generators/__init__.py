@@ -1,0 +1,22 @@
+"""Generators turn a batch of truth events into particle-flow candidates: ``generator(batch, seed)``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import awkward as ak
+
+from parnassus.card import Card
+from parnassus.errors import CardError
+from parnassus.events import TruthBatch
+
+Generator = Callable[[TruthBatch, int], ak.Array]
+
+
+def make_generator(card: Card) -> Generator:
+    """The generator the card asks for."""
+    if card.generator.kind == "parametric":
+        from parnassus.generators.parametric import ParametricGenerator
+
+        return ParametricGenerator(card.generator.parametric, card.output)
+    raise CardError(f"{card.path}: generator.kind: 'neural' generators are not available in this version")

@@ -1,0 +1,154 @@
+"""Delphes-layout ROOT output, written atomically with uproot.
+
+One TTree ``Delphes``; each collection ``X`` is a set of flat branches ``X.Leaf`` sharing a counter
+``X_size`` (uproot cannot write Delphes' split-object branches). This reads like real Delphes output in
+uproot (``tree["Jet.PT"]``, ``tree.arrays(["Jet.PT", ...])``) and ROOT (``TTree::Draw``, RDataFrame);
+coffea users pass :class:`parnassus.coffea.DelphesSchema`. The run's metadata (card, seed, versions,
+counts of events read/written/skipped) is stored as JSON in the ``parnassus_metadata`` string.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+import uproot
+
+from parnassus.events import TruthBatch
+from parnassus.pdg import CHARGED_HADRON, ELECTRON, MUON, NEUTRAL_HADRON, PHOTON
+
+TREE = "Delphes"
+METADATA_KEY = "parnassus_metadata"
+_KEEP_64BIT = {"Number"}
+
+
+def truth_collections(batch: TruthBatch) -> dict[str, ak.Array]:
+    """``Event``, ``Weight`` and ``Particle`` (the accepted truth particles) for a batch."""
+    p = batch.particles
+    momentum = np.sqrt(p.px**2 + p.py**2 + p.pz**2)
+    rapidity = 0.5 * np.log((p.e + p.pz) / (p.e - p.pz))
+    minus_one = ak.values_astype(ak.zeros_like(p.pid) - 1, np.int32)
+    particle = ak.zip({
+        "PID": p.pid, "Status": p.status, "IsPU": ak.zeros_like(p.pid), "M1": minus_one, "M2": minus_one,
+        "D1": minus_one, "D2": minus_one, "Charge": p.charge, "Mass": p.mass, "E": p.e, "Px": p.px,
+        "Py": p.py, "Pz": p.pz, "P": momentum, "PT": p.pt, "Eta": p.eta, "Phi": p.phi, "Rapidity": rapidity,
+        "T": p.t, "X": p.x, "Y": p.y, "Z": p.z,
+    })
+    one = np.ones(len(batch), dtype=np.int64)
+    event = ak.unflatten(ak.zip({"Number": batch.number, "Weight": batch.weight}), one)
+    weight = ak.unflatten(ak.zip({"Weight": batch.weight}), one)
+    return {"Event": event, "Weight": weight, "Particle": particle}
+
+
+def pfc_collections(pfcs: ak.Array) -> dict[str, ak.Array]:
+    """``ParticleFlowCandidate`` (all, with ``Class``) and Delphes' EFlow split of the same candidates."""
+    momentum = np.sqrt(pfcs.px**2 + pfcs.py**2 + pfcs.pz**2)
+    d0 = (pfcs.x * pfcs.py - pfcs.y * pfcs.px) / pfcs.pt
+    all_pfcs = ak.zip({
+        "PID": pfcs.pid, "Charge": pfcs.charge, "Class": pfcs.cls, "E": pfcs.e, "P": momentum, "PT": pfcs.pt,
+        "Eta": pfcs.eta, "Phi": pfcs.phi, "Mass": pfcs.mass, "X": pfcs.x, "Y": pfcs.y, "Z": pfcs.z,
+        "D0": d0, "DZ": pfcs.z,
+    })
+    is_track = (pfcs.cls == CHARGED_HADRON) | (pfcs.cls == ELECTRON) | (pfcs.cls == MUON)
+    t = pfcs[is_track]
+    tracks = ak.zip({
+        "PID": t.pid, "Charge": t.charge, "IsPU": ak.zeros_like(t.charge), "P": momentum[is_track],
+        "PT": t.pt, "Eta": t.eta, "Phi": t.phi, "CtgTheta": t.pz / t.pt, "Mass": t.mass,
+        "T": ak.zeros_like(t.pt), "X": t.x, "Y": t.y, "Z": t.z, "D0": d0[is_track], "DZ": t.z,
+    })
+    return {"ParticleFlowCandidate": all_pfcs, "EFlowTrack": tracks,
+            "EFlowPhoton": _towers(pfcs[pfcs.cls == PHOTON], electromagnetic=True),
+            "EFlowNeutralHadron": _towers(pfcs[pfcs.cls == NEUTRAL_HADRON], electromagnetic=False)}
+
+
+def _towers(c: ak.Array, electromagnetic: bool) -> ak.Array:
+    zero = ak.zeros_like(c.pt)
+    return ak.zip({
+        "ET": c.pt, "Eta": c.eta, "Phi": c.phi, "E": c.e, "T": zero, "X": c.x, "Y": c.y, "Z": c.z,
+        "Eem": c.e if electromagnetic else zero, "Ehad": zero if electromagnetic else c.e,
+        "IsPU": ak.zeros_like(c.cls),
+    })
+
+
+def _delphes_types(collection: ak.Array, outer: str) -> ak.Array:
+    """Delphes' leaf types: float32 for reals, int32 for integers (except Event.Number), uint32 kept."""
+    columns = {}
+    for name in collection.fields:
+        column = collection[name]
+        kind = _primitive(column)
+        if kind.kind == "f":
+            target = np.float32
+        elif kind == np.uint32 or (outer == "Event" and name in _KEEP_64BIT):
+            target = kind
+        else:
+            target = np.int32
+        columns[name] = ak.values_astype(column, target)
+    return ak.zip(columns)
+
+
+def _primitive(column: ak.Array) -> np.dtype:
+    layout = column.layout
+    while not hasattr(layout, "dtype"):
+        layout = layout.content
+    return layout.dtype
+
+
+class DelphesWriter:
+    """Write collections batch by batch into a temporary file; rename it to ``path`` on :meth:`commit`.
+
+    Used as a context manager, the temporary file is removed if the block ends without ``commit()``
+    (error, Ctrl-C), so a failed run leaves no output file.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        directory = self.path.parent if str(self.path.parent) else Path(".")
+        handle, temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=directory)
+        os.close(handle)
+        self._temporary = Path(temporary)
+        self._file = uproot.recreate(self._temporary)
+        self._tree = None
+        self.entries = 0
+
+    def write(self, collections: dict[str, ak.Array]) -> None:
+        data = {name: _delphes_types(array, name) for name, array in collections.items()}
+        if self._tree is None:
+            self._tree = self._file.mktree(
+                TREE, {name: array.type for name, array in data.items()}, title="Analysis tree",
+                field_name=lambda outer, inner: f"{outer}.{inner}",
+                counter_name=lambda counted: f"{counted}_size")
+        self._tree.extend(data)
+        self.entries += len(next(iter(data.values())))
+
+    def commit(self, metadata: dict) -> None:
+        """Store the metadata, close the file and move it to its final name."""
+        self._file[METADATA_KEY] = json.dumps(metadata, indent=1, sort_keys=True, default=str)
+        self._file.close()
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self._temporary, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
+        os.replace(self._temporary, self.path)
+        self._file = None
+
+    def abort(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._temporary.unlink(missing_ok=True)
+
+    def __enter__(self) -> DelphesWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._file is not None:
+            self.abort()
+
+
+def read_metadata(path: str | Path) -> dict:
+    """The run metadata stored in a file written by :class:`DelphesWriter`."""
+    with uproot.open(path) as file:
+        return json.loads(str(file[METADATA_KEY]))

@@ -1,0 +1,269 @@
+"""Streaming HepMC3 reader: input file → batches of accepted truth particles.
+
+The input (plain, gzip, bzip2 or xz HepMC3 ASCII; ``-`` for stdin, so a generator can write into a FIFO)
+is split into per-event text blocks in Python, then parsed by pyhepmc one batch at a time, so memory
+does not grow with the number of events. Each block is checked against the particle count its ``E`` line
+announces before it is parsed: truncated, empty or malformed events are skipped and counted, never dropped
+silently, and never end the read early.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import lzma
+import sys
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import pyhepmc
+from pyhepmc._core import pyiostream
+
+from parnassus.card import TruthCuts
+from parnassus.errors import InputError
+from parnassus.events import TRUTH_FIELDS, RunCounts, TruthBatch, eta_phi
+from parnassus.pdg import charge_and_class
+
+CHUNK_BYTES = 1 << 20
+EVENT_START = b"\nE "
+END_LISTING = b"HepMC::Asciiv3-END_EVENT_LISTING"
+_DECOMPRESSORS = ((b"\x1f\x8b", gzip.open), (b"BZh", bz2.open), (b"\xfd7zXZ\x00", lzma.open))
+_STREAM_ERRORS = (EOFError, OSError, zlib.error, lzma.LZMAError)
+
+
+@dataclass
+class _Block:
+    index: int  # position of the event in the input, from 0
+    text: bytes
+    n_particles: int = 0  # as announced by the event's E line
+
+
+def open_stream(path: str | Path) -> BinaryIO:
+    """Open a file (or ``-`` for stdin) for binary reading, decompressing gzip/bzip2/xz by magic bytes."""
+    if str(path) == "-":
+        raw: BinaryIO = sys.stdin.buffer
+    else:
+        try:
+            raw = open(path, "rb")  # noqa: SIM115 (closed by the reader)
+        except OSError as error:
+            raise InputError(f"{path}: cannot open input ({error.strerror})") from None
+    if not hasattr(raw, "peek"):
+        raw = io.BufferedReader(raw)  # type: ignore[arg-type]
+    magic = raw.peek(6)[:6]  # type: ignore[attr-defined]
+    for prefix, opener in _DECOMPRESSORS:
+        if magic.startswith(prefix):
+            return opener(raw)  # type: ignore[return-value]
+    return raw
+
+
+class HepMCReader:
+    """Iterate over a HepMC3 ASCII input in :class:`TruthBatch` es of at most ``batch_size`` events."""
+
+    def __init__(self, path: str | Path, cuts: TruthCuts, batch_size: int, counts: RunCounts,
+                 max_events: int | None = None, skip: int = 0):
+        self.path = str(path)
+        self.cuts = cuts
+        self.batch_size = batch_size
+        self.counts = counts
+        self.max_events = max_events
+        self.skip = skip
+        self.warnings: list[str] = []
+        self._header = b""
+        self._drop = np.array(sorted({abs(p) for p in cuts.drop_pids}), dtype=np.int64)
+        self._status = np.array(cuts.status, dtype=np.int64)
+
+    # -- text level -------------------------------------------------------------------------------
+    def _blocks(self) -> Iterator[_Block]:
+        """Yield the text of each event in the selected range (after ``skip``, at most ``max_events``)."""
+        stream = open_stream(self.path)
+        try:
+            yield from self._split(stream)
+        finally:
+            if stream is not sys.stdin.buffer:
+                stream.close()
+
+    def _split(self, stream: BinaryIO) -> Iterator[_Block]:
+        buffer, index, at_end = b"", 0, False
+        first = True
+        while not at_end:
+            try:
+                chunk = stream.read1(CHUNK_BYTES)  # type: ignore[attr-defined]
+            except _STREAM_ERRORS as error:
+                self.warnings.append(f"{self.path}: input ends early ({error})")
+                chunk = b""
+            at_end = not chunk
+            buffer += chunk
+            if first and (len(buffer) >= CHUNK_BYTES or at_end):
+                buffer = self._take_header(buffer)
+                first = False
+            if first:
+                continue
+            start = 0
+            while True:
+                end = buffer.find(EVENT_START, start + 1)
+                if end < 0:
+                    break
+                yield from self._emit(buffer[start:end + 1], index)
+                index += 1
+                start = end + 1
+            buffer = buffer[start:]
+            if self.max_events is not None and index >= self.skip + self.max_events:
+                return
+        tail = buffer.split(END_LISTING, 1)[0]
+        if tail.strip():
+            yield from self._emit(tail, index)
+
+    def _take_header(self, buffer: bytes) -> bytes:
+        head = buffer[:256]
+        if b"HepMC::Asciiv3" not in head:
+            if b"HepMC::IO_GenEvent" in head:
+                raise InputError(f"{self.path}: HepMC2 input is not supported; write HepMC3 (Asciiv3) events")
+            raise InputError(f"{self.path}: not a HepMC3 ASCII file (no 'HepMC::Asciiv3' header)")
+        first = buffer.find(EVENT_START)
+        if first < 0:
+            self._header = buffer
+            return b""
+        self._header = buffer[:first + 1]
+        return buffer[first + 1:]
+
+    def _emit(self, text: bytes, index: int) -> Iterator[_Block]:
+        if index < self.skip or (self.max_events is not None and index >= self.skip + self.max_events):
+            return
+        yield _Block(index, text)
+
+    # -- event level ------------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[TruthBatch]:
+        pending: list[_Block] = []
+        for block in self._blocks():
+            self.counts.read += 1
+            if self._check_block(block):
+                pending.append(block)
+            if len(pending) == self.batch_size:
+                yield from self._parse(pending)
+                pending = []
+        if pending:
+            yield from self._parse(pending)
+
+    def _check_block(self, block: _Block) -> bool:
+        """Check a block's particle lines against its E line; count and drop it if they disagree."""
+        fields = block.text.split(b"\n", 1)[0].split()
+        try:
+            n_particles = int(fields[3])
+        except (IndexError, ValueError):
+            self.counts.skip("malformed event header")
+            return False
+        if n_particles == 0:
+            self.counts.skip("empty event")
+            return False
+        if block.text.count(b"\nP ") != n_particles or not block.text.endswith(b"\n"):
+            self.counts.skip("truncated or malformed event")
+            return False
+        block.n_particles = n_particles
+        return True
+
+    def _parse(self, blocks: list[_Block]) -> Iterator[TruthBatch]:
+        events, start = [], 0
+        while start < len(blocks):
+            text = self._header + b"".join(b.text for b in blocks[start:]) + END_LISTING + b"\n"
+            reader = pyhepmc.io.ReaderAscii(pyiostream(io.BytesIO(text)))
+            for block in blocks[start:]:
+                start += 1
+                event = pyhepmc.GenEvent()
+                reader.read_event(event)
+                if len(event.particles) != block.n_particles:
+                    self.counts.skip("malformed event")
+                    break  # the reader's state is unknown after a failure: restart after this block
+                selected = self._select(event, block.index)
+                if selected is not None:
+                    events.append(selected)
+            else:
+                break
+        if events:
+            yield _to_batch(events)
+
+    def _select(self, event: pyhepmc.GenEvent, index: int) -> dict | None:
+        """Apply the card's truth cuts to one event; None (and a counted skip) if it cannot be used."""
+        data = pyhepmc.GenEventData()
+        event.write_data(data)
+        particles = data.particles
+        gev = 1.0 if event.momentum_unit == pyhepmc.Units.GEV else 1e-3
+        mm = 1.0 if event.length_unit == pyhepmc.Units.MM else 10.0
+
+        final = np.isin(particles["status"], self._status)
+        final &= ~np.isin(np.abs(particles["pid"].astype(np.int64)), self._drop)
+        p = particles[final]
+        momentum = np.stack([p["px"], p["py"], p["pz"], p["e"]]) * gev
+        if not np.all(np.isfinite(momentum)):
+            self.counts.skip("non-finite momentum")
+            return None
+        px, py, pz, energy = momentum
+        pt, eta, phi = eta_phi(px, py, pz)
+        keep = (pt >= self.cuts.pt_min) & (np.abs(eta) <= self.cuts.eta_max)
+        if keep.sum() > self.cuts.max_particles:
+            order = np.argsort(-np.where(keep, pt, -1.0), kind="stable")[: self.cuts.max_particles]
+            keep = np.zeros_like(keep)
+            keep[order] = True
+            self.counts.truncated += 1
+        charge, cls = charge_and_class(p["pid"][keep])
+        if np.any(cls < 0):
+            self.counts.skip("unknown PDG id")
+            return None
+        position = _production_positions(data, len(particles), event.event_pos()) * mm
+        position = position[final][keep]
+        mass = np.where(p["is_mass_set"], p["mass"] * gev, np.sqrt(np.maximum(
+            energy**2 - px**2 - py**2 - pz**2, 0.0)))[keep]
+        return {
+            "index": index, "number": event.event_number, "weight": event.weights[0] if len(event.weights) else 1.0,
+            "pid": p["pid"][keep], "status": p["status"][keep], "charge": charge, "cls": cls, "mass": mass,
+            "e": energy[keep], "px": px[keep], "py": py[keep], "pz": pz[keep], "pt": pt[keep],
+            "eta": eta[keep], "phi": phi[keep], "x": position[:, 0], "y": position[:, 1],
+            "z": position[:, 2], "t": position[:, 3],
+        }
+
+
+def _production_positions(data: pyhepmc.GenEventData, n_particles: int, event_pos: pyhepmc.FourVector
+                          ) -> np.ndarray:
+    """(x, y, z, t) of each particle's production vertex, as HepMC3's GenVertex::position() resolves it.
+
+    A vertex without a position inherits that of its first incoming particle's production vertex; a
+    particle without a production vertex, or a chain without any position, gets the event position.
+    """
+    vertices = data.vertices
+    n_vertices = len(vertices)
+    origin = np.array([event_pos.x, event_pos.y, event_pos.z, event_pos.t])
+    own = np.stack([vertices["x"], vertices["y"], vertices["z"], vertices["t"]], axis=1).reshape(-1, 4)
+    has_position = np.any(own != 0.0, axis=1)
+    links1, links2 = np.asarray(data.links1), np.asarray(data.links2)
+    produced = (links1 < 0) & (links2 > 0)  # vertex -links1 produces particle links2
+    incoming = (links1 > 0) & (links2 < 0)  # particle links1 enters vertex -links2
+    production = np.full(n_particles, -1, dtype=np.int64)
+    production[links2[produced] - 1] = -links1[produced] - 1
+    parent = np.full(n_vertices, -1, dtype=np.int64)
+    first_in = np.unique(-links2[incoming] - 1, return_index=True)
+    parent[first_in[0]] = production[links1[incoming][first_in[1]] - 1]
+    position = np.where(has_position[:, None], own, np.nan)
+    for _ in range(n_vertices):  # propagate positions down decay chains until nothing changes
+        todo = ~has_position & (parent >= 0)
+        todo[todo] &= has_position[parent[todo]]
+        if not todo.any():
+            break
+        position[todo] = position[parent[todo]]
+        has_position |= todo
+    position[~has_position] = origin
+    result = np.tile(origin, (n_particles, 1))
+    with_vertex = production >= 0
+    result[with_vertex] = position[production[with_vertex]]
+    return result
+
+
+def _to_batch(events: list[dict]) -> TruthBatch:
+    columns = {name: np.concatenate([e[name] for e in events]) for name in TRUTH_FIELDS}
+    return TruthBatch.from_columns(
+        counts=np.array([len(e["pid"]) for e in events]), columns=columns,
+        number=np.array([e["number"] for e in events]), weight=np.array([e["weight"] for e in events]),
+        index=np.array([e["index"] for e in events]))

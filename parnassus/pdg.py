@@ -1,0 +1,45 @@
+"""PDG ids → the 5 particle-flow classes and electric charge (via the ``particle`` package)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+from particle import pdgid
+
+CHARGED_HADRON, ELECTRON, MUON, NEUTRAL_HADRON, PHOTON = range(5)
+CLASS_NAMES = ("charged_hadron", "electron", "muon", "neutral_hadron", "photon")
+
+# Representative PDG id and mass (GeV) written for a reconstructed candidate of each class.
+CLASS_PID = np.array([211, -11, -13, 130, 22], dtype=np.int32)  # signed by charge for charged classes
+CLASS_MASS = np.array([0.13957039, 0.00051099895, 0.1056583755, 0.0, 0.0])
+
+
+@lru_cache(maxsize=4096)
+def _charge_and_class(pid: int) -> tuple[int, int]:
+    """(charge in units of e, class) for one PDG id; class -1 when the id is not a valid PDG id."""
+    if not pdgid.is_valid(pid):
+        return 0, -1
+    three_charge = pdgid.three_charge(pid)
+    charge = 0 if three_charge is None else int(round(three_charge / 3))
+    apid = abs(pid)
+    if apid == 11:
+        return charge, ELECTRON
+    if apid == 13:
+        return charge, MUON
+    if apid == 22:
+        return charge, PHOTON
+    return charge, CHARGED_HADRON if charge != 0 else NEUTRAL_HADRON
+
+
+def charge_and_class(pids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised :func:`_charge_and_class`: looks up each distinct PDG id once."""
+    unique, inverse = np.unique(np.asarray(pids, dtype=np.int64), return_inverse=True)
+    table = np.array([_charge_and_class(int(p)) for p in unique], dtype=np.int32).reshape(-1, 2)
+    return table[inverse, 0], table[inverse, 1]
+
+
+def candidate_pid(classes: np.ndarray, charges: np.ndarray) -> np.ndarray:
+    """PDG id written for reconstructed candidates: 211/-211, 11/-11, 13/-13, 130, 22."""
+    pid = CLASS_PID[classes]
+    return np.where(charges != 0, np.abs(pid) * np.where(pid < 0, -1, 1) * np.sign(charges), pid).astype(np.int32)
