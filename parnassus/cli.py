@@ -49,3 +49,19 @@ def run(card_path: str, input_path: str, output_path: str, max_events: int | Non
     click.echo(f"events read {counts.read}, written {counts.written}, skipped {sum(counts.skipped.values())} "
                f"({skipped}), truncated to {card.truth.max_particles} particles {counts.truncated}; "
                f"{result.events_per_second:.1f} events/s -> {output_path}", err=True)
+
+
+@main.command()
+@click.argument("cmnd", type=click.Path(dir_okay=False))
+@click.option("-n", "--events", "n_events", type=click.IntRange(min=1), required=True, help="Events to generate.")
+@click.argument("output_path", metavar="OUTPUT", type=click.Path(dir_okay=False))
+@click.option("--seed", type=click.IntRange(min=0), default=1, help="Pythia random seed.")
+def pythia(cmnd: str, n_events: int, output_path: str, seed: int) -> None:
+    """Generate N events with the Pythia card CMND into the HepMC3 file OUTPUT (.gz compresses)."""
+    from parnassus.io.pythia import write_hepmc
+
+    try:
+        written = write_hepmc(cmnd, n_events, output_path, seed=seed)
+    except ParnassusError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"{written} events -> {output_path}", err=True)

@@ -104,8 +104,11 @@ class DelphesWriter:
     (error, Ctrl-C), so a failed run leaves no output file.
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, flush_events: int = 2000):
         self.path = Path(path)
+        self.flush_events = flush_events  # uproot rewrites the tree header on every extend: extend rarely
+        self._pending: list[dict[str, ak.Array]] = []
+        self._pending_events = 0
         directory = self.path.parent if str(self.path.parent) else Path(".")
         handle, temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=directory)
         os.close(handle)
@@ -115,17 +118,29 @@ class DelphesWriter:
         self.entries = 0
 
     def write(self, collections: dict[str, ak.Array]) -> None:
-        data = {name: _delphes_types(array, name) for name, array in collections.items()}
+        """Queue one batch of collections (every batch has the same collections); flush when enough."""
+        self._pending.append(collections)
+        self._pending_events += len(next(iter(collections.values())))
+        self.entries += len(next(iter(collections.values())))
+        if self._pending_events >= self.flush_events:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        data = {name: _delphes_types(ak.concatenate([batch[name] for batch in self._pending]), name)
+                for name in self._pending[0]}
+        self._pending, self._pending_events = [], 0
         if self._tree is None:
             self._tree = self._file.mktree(
                 TREE, {name: array.type for name, array in data.items()}, title="Analysis tree",
                 field_name=lambda outer, inner: f"{outer}.{inner}",
                 counter_name=lambda counted: f"{counted}_size")
         self._tree.extend(data)
-        self.entries += len(next(iter(data.values())))
 
     def commit(self, metadata: dict) -> None:
-        """Store the metadata, close the file and move it to its final name."""
+        """Write what is queued, store the metadata, close the file and move it to its final name."""
+        self._flush()
         self._file[METADATA_KEY] = json.dumps(metadata, indent=1, sort_keys=True, default=str)
         self._file.close()
         umask = os.umask(0)

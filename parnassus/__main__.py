@@ -1,0 +1,3 @@
+from parnassus.cli import main
+
+main()

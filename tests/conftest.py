@@ -1,0 +1,64 @@
+"""Shared fixtures: the shipped card and example, a small HepMC3 event builder, one cached example run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyhepmc
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CARD = ROOT / "cards" / "delphes_cms_like.yaml"
+EXAMPLE = ROOT / "examples" / "ttbar_7TeV_50.hepmc.gz"
+
+# (pid, px, py, pz) of a small hand-made event, GeV
+SIMPLE_EVENT = [(211, 10.0, 0.0, 5.0), (-211, 0.0, -8.0, 1.0), (22, 3.0, 4.0, 0.0), (130, -6.0, 0.0, -2.0),
+                (11, 0.0, 20.0, 3.0), (13, -15.0, -15.0, 10.0), (12, 5.0, 5.0, 5.0), (2212, 0.1, 0.1, 2.0)]
+
+
+def make_event(number: int, particles: list[tuple], vertex=(0.0, 0.0, 0.0, 0.0), momentum_unit="GEV",
+               length_unit="MM", status: int = 1) -> pyhepmc.GenEvent:
+    """A HepMC3 event: one beam proton decaying at ``vertex`` into ``particles`` (pid, px, py, pz)."""
+    from particle import Particle
+
+    scale = 1000.0 if momentum_unit == "MEV" else 1.0
+    event = pyhepmc.GenEvent(getattr(pyhepmc.Units, momentum_unit), getattr(pyhepmc.Units, length_unit))
+    event.event_number = number
+    beam = pyhepmc.GenParticle(pyhepmc.FourVector(0, 0, 3500 * scale, 3500 * scale), 2212, 4)
+    decay = pyhepmc.GenVertex(pyhepmc.FourVector(*vertex))
+    decay.add_particle_in(beam)
+    for pid, px, py, pz in particles:
+        mass = (Particle.from_pdgid(pid).mass or 0.0) / 1000.0
+        energy = (px**2 + py**2 + pz**2 + mass**2) ** 0.5
+        out = pyhepmc.GenParticle(pyhepmc.FourVector(px * scale, py * scale, pz * scale, energy * scale), pid,
+                                  status)
+        decay.add_particle_out(out)
+    event.add_vertex(decay)
+    event.weights = [1.0]
+    return event
+
+
+def write_events(path: Path, events: list[pyhepmc.GenEvent]) -> Path:
+    run_info = pyhepmc.GenRunInfo()
+    run_info.weight_names = ["Default"]
+    with pyhepmc.open(path, "w") as out:
+        for event in events:
+            event.run_info = run_info
+            out.write(event)
+    return path
+
+
+@pytest.fixture
+def simple_file(tmp_path: Path) -> Path:
+    return write_events(tmp_path / "simple.hepmc", [make_event(i, SIMPLE_EVENT) for i in range(3)])
+
+
+@pytest.fixture(scope="session")
+def example_run(tmp_path_factory) -> Path:
+    """The example sample run once through the delphes-like card (batch 20, so several batches)."""
+    from parnassus.card import load_card
+    from parnassus.run import run
+
+    output = tmp_path_factory.mktemp("run") / "example.root"
+    run(load_card(CARD), EXAMPLE, output, batch_size=20, progress=False)
+    return output
