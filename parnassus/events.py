@@ -15,7 +15,6 @@ import numpy as np
 
 from parnassus.pdg import CLASS_MASS, candidate_pid
 
-
 TRUTH_FIELDS = {
     "pid": np.int32, "status": np.int32, "charge": np.int32, "cls": np.int32, "mass": np.float64,
     "e": np.float64, "px": np.float64, "py": np.float64, "pz": np.float64, "pt": np.float64,

@@ -54,7 +54,7 @@ def run(card: Card, input_path: str | Path, output_path: str | Path, *, max_even
     reader = HepMCReader(input_path, card.truth, batch_size, counts, max_events=max_events, skip=skip)
     generator = make_generator(card)
     start = time.perf_counter()
-    with DelphesWriter(output_path) as writer, tqdm(total=max_events, unit="ev", disable=not progress,
+    with DelphesWriter(output_path) as writer, tqdm(total=max_events, unit="ev", disable=None if progress else True,
                                                     dynamic_ncols=True) as bar:
         for batch in reader:
             writer.write(simulate(batch, generator, card, seed))

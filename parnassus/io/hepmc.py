@@ -76,38 +76,50 @@ class HepMCReader:
         self._header = b""
         self._drop = np.array(sorted({abs(p) for p in cuts.drop_pids}), dtype=np.int64)
         self._status = np.array(cuts.status, dtype=np.int64)
+        self._open()
 
     # -- text level -------------------------------------------------------------------------------
+    def _open(self) -> None:
+        """Open the input and read its header now, so a wrong file fails before any output is made."""
+        self._stream = open_stream(self.path)
+        buffer = b""
+        while EVENT_START not in buffer:
+            chunk = self._read_chunk()
+            if not chunk:
+                break
+            buffer += chunk
+        head = buffer[:256]
+        if not head:
+            raise InputError(f"{self.path}: input is empty")
+        if b"HepMC::Asciiv3" not in head:
+            if b"HepMC::IO_GenEvent" in head:
+                raise InputError(f"{self.path}: HepMC2 input is not supported; write HepMC3 (Asciiv3) events")
+            raise InputError(f"{self.path}: not a HepMC3 ASCII file (no 'HepMC::Asciiv3' header)")
+        first = buffer.find(EVENT_START)
+        first = len(buffer) if first < 0 else first + 1
+        self._header, self._buffer = buffer[:first], buffer[first:]
+
+    def _read_chunk(self) -> bytes:
+        try:
+            return self._stream.read1(CHUNK_BYTES)  # type: ignore[attr-defined]
+        except _STREAM_ERRORS as error:
+            self.warnings.append(f"{self.path}: input ends early ({error})")
+            return b""
+
+    def close(self) -> None:
+        if self._stream is not sys.stdin.buffer:
+            self._stream.close()
+
     def _blocks(self) -> Iterator[_Block]:
         """Yield the text of each event in the selected range (after ``skip``, at most ``max_events``)."""
-        stream = open_stream(self.path)
-        try:
-            yield from self._split(stream)
-        finally:
-            if stream is not sys.stdin.buffer:
-                stream.close()
-
-    def _split(self, stream: BinaryIO) -> Iterator[_Block]:
-        buffer, index, at_end = b"", 0, False
-        first = True
+        buffer, index, at_end = self._buffer, 0, False
+        self._buffer = b""
         while not at_end:
-            try:
-                chunk = stream.read1(CHUNK_BYTES)  # type: ignore[attr-defined]
-            except _STREAM_ERRORS as error:
-                self.warnings.append(f"{self.path}: input ends early ({error})")
-                chunk = b""
+            chunk = self._read_chunk()
             at_end = not chunk
             buffer += chunk
-            if first and (len(buffer) >= CHUNK_BYTES or at_end):
-                buffer = self._take_header(buffer)
-                first = False
-            if first:
-                continue
             start = 0
-            while True:
-                end = buffer.find(EVENT_START, start + 1)
-                if end < 0:
-                    break
+            while (end := buffer.find(EVENT_START, start + 1)) >= 0:
                 yield from self._emit(buffer[start:end + 1], index)
                 index += 1
                 start = end + 1
@@ -118,19 +130,6 @@ class HepMCReader:
         if tail.strip():
             yield from self._emit(tail, index)
 
-    def _take_header(self, buffer: bytes) -> bytes:
-        head = buffer[:256]
-        if b"HepMC::Asciiv3" not in head:
-            if b"HepMC::IO_GenEvent" in head:
-                raise InputError(f"{self.path}: HepMC2 input is not supported; write HepMC3 (Asciiv3) events")
-            raise InputError(f"{self.path}: not a HepMC3 ASCII file (no 'HepMC::Asciiv3' header)")
-        first = buffer.find(EVENT_START)
-        if first < 0:
-            self._header = buffer
-            return b""
-        self._header = buffer[:first + 1]
-        return buffer[first + 1:]
-
     def _emit(self, text: bytes, index: int) -> Iterator[_Block]:
         if index < self.skip or (self.max_events is not None and index >= self.skip + self.max_events):
             return
@@ -139,15 +138,18 @@ class HepMCReader:
     # -- event level ------------------------------------------------------------------------------
     def __iter__(self) -> Iterator[TruthBatch]:
         pending: list[_Block] = []
-        for block in self._blocks():
-            self.counts.read += 1
-            if self._check_block(block):
-                pending.append(block)
-            if len(pending) == self.batch_size:
+        try:
+            for block in self._blocks():
+                self.counts.read += 1
+                if self._check_block(block):
+                    pending.append(block)
+                if len(pending) == self.batch_size:
+                    yield from self._parse(pending)
+                    pending = []
+            if pending:
                 yield from self._parse(pending)
-                pending = []
-        if pending:
-            yield from self._parse(pending)
+        finally:
+            self.close()
 
     def _check_block(self, block: _Block) -> bool:
         """Check a block's particle lines against its E line; count and drop it if they disagree."""
