@@ -74,8 +74,7 @@ class HepMCReader:
         self.skip = skip
         self.warnings: list[str] = []
         self._header = b""
-        self._drop = np.array(sorted({abs(p) for p in cuts.drop_pids}), dtype=np.int64)
-        self._status = np.array(cuts.status, dtype=np.int64)
+        self._select_truth = TruthSelector(cuts, counts)
         self._open()
 
     # -- text level -------------------------------------------------------------------------------
@@ -186,7 +185,7 @@ class HepMCReader:
             else:
                 break
         if events:
-            yield _to_batch(events)
+            yield to_truth_batch(events)
 
     def _select(self, event: pyhepmc.GenEvent, index: int) -> dict | None:
         """Apply the card's truth cuts to one event; None (and a counted skip) if it cannot be used."""
@@ -195,33 +194,60 @@ class HepMCReader:
         particles = data.particles
         gev = 1.0 if event.momentum_unit == pyhepmc.Units.GEV else 1e-3
         mm = 1.0 if event.length_unit == pyhepmc.Units.MM else 10.0
+        momentum = np.stack([particles["px"], particles["py"], particles["pz"], particles["e"]]) * gev
+        px, py, pz, energy = momentum
+        with np.errstate(invalid="ignore"):
+            mass = np.where(particles["is_mass_set"], particles["mass"] * gev,
+                            np.sqrt(np.maximum(energy**2 - px**2 - py**2 - pz**2, 0.0)))
+        position = _production_positions(data, len(particles), event.event_pos()) * mm
+        selected = self._select_truth(particles["pid"], particles["status"], momentum, mass, position)
+        if selected is None:
+            return None
+        weight = event.weights[0] if len(event.weights) else 1.0
+        return {"index": index, "number": event.event_number, "weight": weight, **selected}
 
-        final = np.isin(particles["status"], self._status)
-        final &= ~np.isin(np.abs(particles["pid"].astype(np.int64)), self._drop)
-        p = particles[final]
-        momentum = np.stack([p["px"], p["py"], p["pz"], p["e"]]) * gev
+
+class TruthSelector:
+    """The card's truth cuts, shared by every reader: one event's particles → its accepted truth columns."""
+
+    def __init__(self, cuts: TruthCuts, counts: RunCounts):
+        self.cuts = cuts
+        self.counts = counts
+        self._drop = np.array(sorted({abs(p) for p in cuts.drop_pids}), dtype=np.int64)
+        self._status = np.array(cuts.status, dtype=np.int64)
+
+    def __call__(self, pid: np.ndarray, status: np.ndarray, momentum: np.ndarray, mass: np.ndarray,
+                 position: np.ndarray) -> dict[str, np.ndarray] | None:
+        """Select the accepted truth particles of one event.
+
+        ``pid``, ``status`` (HepMC convention), ``mass`` (GeV): one entry per particle of the event;
+        ``momentum``: (4, n) px, py, pz, E in GeV; ``position``: (n, 4) production x, y, z, t in mm.
+        Returns the columns of :data:`TRUTH_FIELDS` for the accepted particles, or None (and a counted skip)
+        for an event with a non-finite momentum or an unknown PDG id. Counts truncated events.
+        """
+        cuts = self.cuts
+        final = np.isin(status, self._status)
+        final &= ~np.isin(np.abs(pid.astype(np.int64)), self._drop)
+        momentum = momentum[:, final]
         if not np.all(np.isfinite(momentum)):
             self.counts.skip("non-finite momentum")
             return None
         px, py, pz, energy = momentum
         pt, eta, phi = eta_phi(px, py, pz)
-        keep = (pt >= self.cuts.pt_min) & (np.abs(eta) <= self.cuts.eta_max)
-        if keep.sum() > self.cuts.max_particles:
-            order = np.argsort(-np.where(keep, pt, -1.0), kind="stable")[: self.cuts.max_particles]
+        keep = (pt >= cuts.pt_min) & (np.abs(eta) <= cuts.eta_max)
+        if keep.sum() > cuts.max_particles:
+            order = np.argsort(-np.where(keep, pt, -1.0), kind="stable")[: cuts.max_particles]
             keep = np.zeros_like(keep)
             keep[order] = True
             self.counts.truncated += 1
-        charge, cls = charge_and_class(p["pid"][keep])
+        pid = pid[final][keep]
+        charge, cls = charge_and_class(pid)
         if np.any(cls < 0):
             self.counts.skip("unknown PDG id")
             return None
-        position = _production_positions(data, len(particles), event.event_pos()) * mm
         position = position[final][keep]
-        mass = np.where(p["is_mass_set"], p["mass"] * gev, np.sqrt(np.maximum(
-            energy**2 - px**2 - py**2 - pz**2, 0.0)))[keep]
         return {
-            "index": index, "number": event.event_number, "weight": event.weights[0] if len(event.weights) else 1.0,
-            "pid": p["pid"][keep], "status": p["status"][keep], "charge": charge, "cls": cls, "mass": mass,
+            "pid": pid, "status": status[final][keep], "charge": charge, "cls": cls, "mass": mass[final][keep],
             "e": energy[keep], "px": px[keep], "py": py[keep], "pz": pz[keep], "pt": pt[keep],
             "eta": eta[keep], "phi": phi[keep], "x": position[:, 0], "y": position[:, 1],
             "z": position[:, 2], "t": position[:, 3],
@@ -263,7 +289,8 @@ def _production_positions(data: pyhepmc.GenEventData, n_particles: int, event_po
     return result
 
 
-def _to_batch(events: list[dict]) -> TruthBatch:
+def to_truth_batch(events: list[dict]) -> TruthBatch:
+    """One batch from per-event dicts of truth columns (all of TRUTH_FIELDS) plus index, number and weight."""
     columns = {name: np.concatenate([e[name] for e in events]) for name in TRUTH_FIELDS}
     return TruthBatch.from_columns(
         counts=np.array([len(e["pid"]) for e in events]), columns=columns,

@@ -1,21 +1,34 @@
-"""Truth events from Pythia 8 (the optional ``pythia8mc`` package) written as HepMC3.
+"""Truth events from Pythia 8 (the optional ``pythia8mc`` package): straight to truth batches, or as HepMC3.
 
-The vertex graph is built the way HepMC3's Pythia8ToHepMC3 interface does (mothers before daughters: a
-particle's production vertex is the end vertex of its mothers, created on first use), because
-``GenEvent.from_hepevt`` with Pythia's raw mother ranges builds loops that cannot be written.
+:class:`PythiaReader` lets ``parnassus run`` take a ``.cmnd`` card as its input: events are generated on
+the fly with Pythia's batch interface (``Pythia.nextBatch``, whole event records as awkward arrays) and go
+to truth columns without any per-particle Python, and without HepMC.
+
+:func:`write_hepmc` writes HepMC3 files. Its vertex graph is built the way HepMC3's Pythia8ToHepMC3
+interface does (mothers before daughters: a particle's production vertex is the end vertex of its mothers,
+created on first use), because ``GenEvent.from_hepevt`` with Pythia's raw mother ranges builds loops that
+cannot be written.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import awkward as ak
+import numpy as np
 import pyhepmc
 
+from parnassus.card import TruthCuts
 from parnassus.errors import InputError
+from parnassus.events import RunCounts, TruthBatch
+from parnassus.io.hepmc import TruthSelector, to_truth_batch
+
+MAX_SEED = 900_000_000  # Pythia's Random:seed range is 1..900000000; 0 would mean "seed from the clock"
 
 
 def make_pythia(cmnd: str | Path, seed: int):
-    """A Pythia instance configured from a ``.cmnd`` file, quiet, with a fixed seed."""
+    """A Pythia instance configured from a ``.cmnd`` file, quiet, with a fixed seed (any int: reduced mod 9e8)."""
     try:
         import pythia8mc
     except ImportError:
@@ -23,7 +36,7 @@ def make_pythia(cmnd: str | Path, seed: int):
     if not Path(cmnd).is_file():
         raise InputError(f"{cmnd}: no such Pythia card")
     pythia = pythia8mc.Pythia("", False)
-    for setting in ("Print:quiet = on", "Random:setSeed = on", f"Random:seed = {seed % 900_000_000}"):
+    for setting in ("Print:quiet = on", "Random:setSeed = on", f"Random:seed = {seed % MAX_SEED or MAX_SEED}"):
         pythia.readString(setting)
     if not pythia.readFile(str(cmnd)):
         raise InputError(f"{cmnd}: Pythia rejected a setting in this card")
@@ -101,3 +114,101 @@ def write_hepmc(cmnd: str | Path, n_events: int, output: str | Path, seed: int =
             out.write(genevent)
             written += 1
     return written
+
+
+class PythiaReader:
+    """Generate events from a Pythia ``.cmnd`` card in :class:`TruthBatch` es of at most ``batch_size`` events.
+
+    The interface of :class:`~parnassus.io.hepmc.HepMCReader`, with the same truth cuts and counts, for
+    events generated on the fly: ``max_events`` is required; ``skip`` events are generated and discarded
+    first, so ``skip=K, max_events=N`` gives events K to K+N-1 of the sequence of the same ``seed``. An
+    event's number and index are its position in that sequence (from 0); its weight is Pythia's nominal
+    weight. Events Pythia fails to generate are retried, and reported as a warning.
+    """
+
+    def __init__(self, path: str | Path, cuts: TruthCuts, batch_size: int, counts: RunCounts,
+                 max_events: int | None = None, skip: int = 0, seed: int = 1):
+        self.path = str(path)
+        if max_events is None:
+            raise InputError(f"{self.path}: a Pythia card needs -n/--max-events")
+        self.cuts = cuts
+        self.batch_size = batch_size
+        self.counts = counts
+        self.max_events = max_events
+        self.skip = skip
+        self.warnings: list[str] = []
+        self._select_truth = TruthSelector(cuts, counts)
+        self._failures = 0
+        self._pythia = make_pythia(path, seed)  # initialise now, so a bad card fails before any output is made
+        self._is_hadron: dict[int, bool] = {}
+
+    def __iter__(self) -> Iterator[TruthBatch]:
+        index = 0
+        while index < self.skip:
+            index += len(self._generate(min(self.batch_size, self.skip - index)))
+        end = self.skip + self.max_events
+        while index < end:
+            records = self._generate(min(self.batch_size, end - index))
+            self.counts.read += len(records)
+            batch = self._select(records, index)
+            index += len(records)
+            if len(batch):
+                yield batch
+        if self._failures:
+            self.warnings.append(f"{self.path}: Pythia failed to generate {self._failures} events (retried)")
+
+    def _generate(self, n_events: int) -> ak.Array:
+        """The event records of the next ``n_events`` events that Pythia generates successfully."""
+        parts, generated = [], 0
+        while generated < n_events:
+            records = self._pythia.nextBatch(n_events - generated, "skip")  # failed events are left out
+            self._failures += n_events - generated - len(records)
+            if self._failures > 10 + self.skip + self.max_events:
+                raise InputError(f"{self.path}: Pythia failed to generate {self._failures} events")
+            parts.append(records)
+            generated += len(records)
+        return parts[0] if len(parts) == 1 else ak.concatenate(parts)
+
+    def _select(self, records: ak.Array, first_index: int) -> TruthBatch:
+        """Apply the card's truth cuts to Pythia event records (one flattening per batch, then per event)."""
+        sizes = ak.to_numpy(ak.num(records.prt))
+        starts = np.cumsum(sizes) - sizes
+        particles = ak.flatten(records.prt)  # one record array for the whole batch
+
+        pid = ak.to_numpy(particles.id)
+        daughter1 = np.repeat(starts, sizes) + ak.to_numpy(particles.daughter1)  # index in the flat arrays
+        status = self._status_hepmc(pid, ak.to_numpy(particles.status), daughter1)
+        momentum = np.stack([ak.to_numpy(particles.p[name]) for name in ("px", "py", "pz", "e")])
+        vertex = ak.fill_none(particles.vProd, {"px": 0.0, "py": 0.0, "pz": 0.0, "e": 0.0})  # none set: origin
+        position = np.stack([ak.to_numpy(vertex[name]) for name in ("px", "py", "pz", "e")], axis=1)  # x y z t
+        mass = ak.to_numpy(particles.m)
+        weights = ak.to_numpy(ak.fill_none(ak.firsts(records.info.weights), 1.0))
+        events = []
+        for i, (start, size) in enumerate(zip(starts, sizes, strict=True)):
+            event = slice(start + 1, start + size)  # entry 0 is Pythia's "system" line, not a particle
+            selected = self._select_truth(pid[event], status[event], momentum[:, event], mass[event],
+                                          position[event])
+            if selected is not None:
+                events.append({"index": first_index + i, "number": first_index + i, "weight": weights[i],
+                               **selected})
+        return to_truth_batch(events) if events else TruthBatch.empty()
+
+    def _status_hepmc(self, pid: np.ndarray, status: np.ndarray, daughter1: np.ndarray) -> np.ndarray:
+        """Pythia's ``Particle::statusHepMC()`` of flat event records (``daughter1``: flat index).
+
+        Final particles 1, beams 4, hadrons, muons and taus that decay normally 2, other codes in
+        -200..-11 their absolute value, anything else 0.
+        """
+        unique, inverse = np.unique(pid, return_inverse=True)
+        for p in unique:
+            if int(p) not in self._is_hadron:
+                self._is_hadron[int(p)] = bool(self._pythia.particleData.isHadron(int(p)))
+        decaying = np.array([self._is_hadron[int(p)] for p in unique], dtype=bool)[inverse.reshape(-1)]
+        decaying |= np.isin(np.abs(pid), (13, 15))
+        daughter_status = np.abs(status[daughter1])
+        decaying &= (pid[daughter1] != pid) & (daughter_status > 90) & (daughter_status < 95)
+        hepmc = np.where((status <= -11) & (status >= -200), -status, 0)
+        hepmc[decaying] = 2
+        hepmc[status == -12] = 4
+        hepmc[status > 0] = 1
+        return hepmc
