@@ -7,15 +7,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import awkward as ak
 import numpy as np
 from tqdm import tqdm
 
 import parnassus
-from parnassus.card import Card
+from parnassus.card import Card, Objects
 from parnassus.events import RunCounts, TruthBatch
 from parnassus.generators import Generator, make_generator
 from parnassus.io.delphes import DelphesWriter, pfc_collections, truth_collections
 from parnassus.io.hepmc import HepMCReader
+from parnassus.io.pythia import PythiaReader
 from parnassus.objects import build_objects
 
 
@@ -35,12 +37,15 @@ def batch_seed(seed: int, first_index: int) -> int:
     return int(np.random.SeedSequence([seed, first_index]).generate_state(1)[0])
 
 
+def batch_collections(batch: TruthBatch, pfcs: ak.Array, objects: Objects) -> dict[str, ak.Array]:
+    """All output collections of one batch, given its truth particles and its particle-flow candidates."""
+    return {**truth_collections(batch), **pfc_collections(pfcs), **build_objects(batch.particles, pfcs, objects)}
+
+
 def simulate(batch: TruthBatch, generator: Generator, card: Card, seed: int) -> dict:
     """All output collections of one batch."""
     first = int(batch.index[0]) if len(batch) else 0
-    pfcs = generator(batch, batch_seed(seed, first))
-    return {**truth_collections(batch), **pfc_collections(pfcs), **build_objects(batch.particles, pfcs,
-                                                                                 card.objects)}
+    return batch_collections(batch, generator(batch, batch_seed(seed, first)), card.objects)
 
 
 def run(card: Card, input_path: str | Path, output_path: str | Path, *, max_events: int | None = None,
@@ -51,7 +56,11 @@ def run(card: Card, input_path: str | Path, output_path: str | Path, *, max_even
     batch_size = batch_size or card.sampling.batch_size
     device = device or card.sampling.device
     counts = RunCounts()
-    reader = HepMCReader(input_path, card.truth, batch_size, counts, max_events=max_events, skip=skip)
+    if str(input_path).endswith(".cmnd"):  # a Pythia card: generate the truth events on the fly
+        reader: HepMCReader | PythiaReader = PythiaReader(input_path, card.truth, batch_size, counts,
+                                                          max_events=max_events, skip=skip, seed=seed)
+    else:
+        reader = HepMCReader(input_path, card.truth, batch_size, counts, max_events=max_events, skip=skip)
     generator = make_generator(card)
     start = time.perf_counter()
     with DelphesWriter(output_path) as writer, tqdm(total=max_events, unit="ev", disable=None if progress else True,
@@ -64,13 +73,16 @@ def run(card: Card, input_path: str | Path, output_path: str | Path, *, max_even
         if writer.entries == 0:  # still write a valid (empty) tree with every collection
             writer.write(simulate(TruthBatch.empty(), generator, card, seed))
         seconds = time.perf_counter() - start
-        writer.commit(_metadata(card, input_path, seed, batch_size, device, counts, reader.warnings, seconds))
+        writer.commit(run_metadata(card, input_path, counts, reader.warnings, seconds,
+                                   generator=card.generator.kind,
+                                   checkpoint=str(card.generator.checkpoint) if card.generator.checkpoint else None,
+                                   seed=seed, batch_size=batch_size, device=device))
     return RunResult(counts, seconds, reader.warnings)
 
 
-def _metadata(card: Card, input_path: str | Path, seed: int, batch_size: int, device: str,
-              counts: RunCounts, warnings: list[str], seconds: float) -> dict:
-    import awkward
+def run_metadata(card: Card, input_path: str | Path, counts: RunCounts, warnings: list[str], seconds: float,
+                 **details: object) -> dict:
+    """The provenance every output file stores (versions, card, input, counts, warnings), plus ``details``."""
     import fastjet
     import pyhepmc
     import uproot
@@ -78,14 +90,12 @@ def _metadata(card: Card, input_path: str | Path, seed: int, batch_size: int, de
     return {
         "parnassus_version": parnassus.__version__,
         "card": {"path": str(card.path), "name": card.name, "text": card.text},
-        "generator": card.generator.kind,
-        "checkpoint": str(card.generator.checkpoint) if card.generator.checkpoint else None,
-        "seed": seed, "batch_size": batch_size, "device": device,
         "input": str(input_path),
         "counts": counts.as_dict(),
         "warnings": warnings,
         "versions": {"python": platform.python_version(), "numpy": np.__version__,
-                     "awkward": awkward.__version__, "uproot": uproot.__version__,
+                     "awkward": ak.__version__, "uproot": uproot.__version__,
                      "fastjet": fastjet.__version__, "pyhepmc": pyhepmc.__version__},
         "seconds": round(seconds, 3),
+        **details,
     }

@@ -104,7 +104,7 @@ class DelphesWriter:
     (error, Ctrl-C), so a failed run leaves no output file.
     """
 
-    def __init__(self, path: str | Path, flush_events: int = 2000):
+    def __init__(self, path: str | Path, flush_events: int = 1000):
         self.path = Path(path)
         self.flush_events = flush_events  # uproot rewrites the tree header on every extend: extend rarely
         self._pending: list[dict[str, ak.Array]] = []
@@ -119,7 +119,7 @@ class DelphesWriter:
 
     def write(self, collections: dict[str, ak.Array]) -> None:
         """Queue one batch of collections (every batch has the same collections); flush when enough."""
-        self._pending.append(collections)
+        self._pending.append({name: _delphes_types(array, name) for name, array in collections.items()})
         self._pending_events += len(next(iter(collections.values())))
         self.entries += len(next(iter(collections.values())))
         if self._pending_events >= self.flush_events:
@@ -128,8 +128,7 @@ class DelphesWriter:
     def _flush(self) -> None:
         if not self._pending:
             return
-        data = {name: _delphes_types(ak.concatenate([batch[name] for batch in self._pending]), name)
-                for name in self._pending[0]}
+        data = {name: ak.concatenate([batch[name] for batch in self._pending]) for name in self._pending[0]}
         self._pending, self._pending_events = [], 0
         if self._tree is None:
             self._tree = self._file.mktree(
