@@ -17,6 +17,7 @@ import yaml
 
 from parnassus.errors import CardError
 from parnassus.formula import Formula
+from parnassus.refsim.config import RefSimParameters
 
 JET_ALGORITHMS = ("antikt", "kt", "cambridge")
 
@@ -110,8 +111,9 @@ class ParametricParameters:
 
 @dataclass
 class GeneratorConfig:
-    kind: str = field(metadata=_choice("parametric", "neural"))
+    kind: str = field(metadata=_choice("parametric", "refsim", "neural"))
     parametric: ParametricParameters | None = None
+    refsim: RefSimParameters | None = None
     checkpoint: Path | None = None
 
 
@@ -159,8 +161,9 @@ def load_card(path: str | Path) -> Card:
 
 def _check_generator(card: Card) -> None:
     gen = card.generator
-    if gen.kind == "parametric" and gen.parametric is None:
-        raise CardError(f"{card.path}: generator.parametric: required when generator.kind is 'parametric'")
+    for kind in ("parametric", "refsim"):
+        if gen.kind == kind and getattr(gen, kind) is None:
+            raise CardError(f"{card.path}: generator.{kind}: required when generator.kind is '{kind}'")
     if gen.kind == "neural" and gen.checkpoint is None:
         raise CardError(f"{card.path}: generator.checkpoint: required when generator.kind is 'neural'")
 
@@ -202,6 +205,10 @@ def _convert(hint: Any, value: Any, key: str, card_path: Path) -> Any:
         if not isinstance(value, list):
             raise CardError(f"{card_path}: {key}: expected a list, got {_kind(value)}")
         return [_convert(args[0], item, f"{key}[{i}]", card_path) for i, item in enumerate(value)]
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise CardError(f"{card_path}: {key}: expected true or false, got {_kind(value)}")
+        return value
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise CardError(f"{card_path}: {key}: expected a number, got {_kind(value)}")

@@ -30,6 +30,9 @@ class TruthBatch:
     number: np.ndarray  # event number from the input file
     weight: np.ndarray  # nominal event weight
     index: np.ndarray  # position of the event in the input, from 0
+    # every final-state particle (status and drop_pids applied, no kinematic cut, no truncation), for
+    # simulations that need what lies outside the truth acceptance (the reference simulation); optional
+    final_state: ak.Array | None = None
 
     def __len__(self) -> int:
         return len(self.number)

@@ -35,7 +35,7 @@ def test_shipped_card_loads():
     (lambda d: d["sampling"].update(batch_size=2.5), "sampling.batch_size: expected an integer"),
     (lambda d: d["sampling"].update(batch_size=0), "sampling.batch_size: must be > 0"),
     (lambda d: d["objects"]["jets"].update(algorithm="siscone"), "objects.jets.algorithm: expected one of"),
-    (lambda d: d["generator"].update(kind="magic"), "generator.kind: expected one of parametric, neural"),
+    (lambda d: d["generator"].update(kind="magic"), "generator.kind: expected one of parametric, refsim, neural"),
     (lambda d: d.pop("generator"), "card.yaml: generator: missing required key"),
     (lambda d: d["generator"].pop("parametric"), "generator.parametric: required"),
     (lambda d: d["generator"]["parametric"].update(ecal_resolution="sqrt(energy) + os"),

@@ -19,4 +19,8 @@ def make_generator(card: Card) -> Generator:
         from parnassus.generators.parametric import ParametricGenerator
 
         return ParametricGenerator(card.generator.parametric, card.output)
+    if card.generator.kind == "refsim":
+        from parnassus.refsim.simulation import ReferenceSimulation
+
+        return ReferenceSimulation(card.generator.refsim, card.output)
     raise CardError(f"{card.path}: generator.kind: 'neural' generators are not available in this version")

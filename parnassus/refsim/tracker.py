@@ -1,0 +1,220 @@
+"""Solenoid propagation, decays in flight and track reconstruction of the reference simulation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from parnassus.pdg import ELECTRON, MUON
+from parnassus.refsim.config import Effects, Geometry, ParticleFlow, Tracking
+from parnassus.refsim.particles import Particles, delta_phi
+
+C_LIGHT = 0.299792458  # GeV / (T m) per unit charge: p_T = 0.3 B R
+MUON_MASS = 0.1056583755
+# c*tau (mm) and branching ratio to mu nu of the long-lived charged hadrons (PDG)
+DECAYS_TO_MUON = {211: (7804.5, 0.99988, 0.13957039), 321: (3711.0, 0.6356, 0.493677)}
+
+
+@dataclass
+class Impact:
+    """Where each particle enters the ECAL and HCAL (eta, phi of the hit position), if it does."""
+
+    reaches: np.ndarray
+    ecal_eta: np.ndarray
+    ecal_phi: np.ndarray
+    hcal_eta: np.ndarray
+    hcal_phi: np.ndarray
+
+
+def _surface_hit(p: Particles, radius: float, half_length: float, geometry: Geometry, effects: Effects
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(reaches, eta, phi) of the point where each particle crosses a cylinder (barrel + endcap discs).
+
+    Charged particles follow a helix in the solenoid field (radius R = pT / (0.3 B |q|)): at the barrel
+    radius r the turning angle is 2 asin(r / 2R); a particle with 2R < r, or turning more than the card's
+    ``looper_max_turn`` before it reaches the endcap, curls up and never arrives (a looper).
+    """
+    pt, eta, phi, z0 = p.pt, p.eta, p.phi, p.z
+    sinh = np.sinh(eta)
+    bent = (p.charge != 0) & effects.bending
+    with np.errstate(divide="ignore", invalid="ignore"):
+        curvature_radius = np.where(bent, 1000.0 * pt / (C_LIGHT * geometry.magnetic_field
+                                                          * np.maximum(np.abs(p.charge), 1)), np.inf)
+        ratio = np.where(bent, radius / (2 * curvature_radius), 0.0)
+        alpha_barrel = 2 * np.arcsin(np.minimum(ratio, 1.0))
+        arc_barrel = np.where(bent, curvature_radius * alpha_barrel, radius)
+        z_barrel = z0 + arc_barrel * sinh
+        barrel = (ratio <= 1.0) & (np.abs(z_barrel) <= half_length)
+        z_end = np.where(eta >= 0, half_length, -half_length)
+        arc_end = np.where(sinh != 0, (z_end - z0) / sinh, np.inf)
+        alpha_end = np.where(bent, arc_end / curvature_radius, 0.0)
+        rho_end = np.where(bent, 2 * curvature_radius * np.abs(np.sin(alpha_end / 2)), arc_end)
+        endcap = ~barrel & (arc_end > 0) & np.isfinite(arc_end) & (alpha_end <= geometry.looper_max_turn)
+        alpha = np.where(barrel, alpha_barrel, alpha_end)
+        hit_eta = np.where(barrel, np.arcsinh(z_barrel / radius), np.arcsinh(z_end / np.maximum(rho_end, 1e-9)))
+        hit_phi = delta_phi(phi - np.sign(p.charge) * np.where(bent, alpha / 2, 0.0), 0.0)
+        reaches = barrel | endcap
+        if not effects.loopers:  # everything arrives; loopers along their initial direction
+            straight_eta = np.arcsinh((z0 + radius * sinh) / radius)
+            hit_eta = np.where(reaches, hit_eta, straight_eta)
+            hit_phi = np.where(reaches, hit_phi, phi)
+            reaches = np.ones_like(reaches)
+    return reaches, hit_eta, hit_phi
+
+
+def propagate(p: Particles, geometry: Geometry, effects: Effects) -> Impact:
+    """Calorimeter entry points of every particle."""
+    reaches_e, ecal_eta, ecal_phi = _surface_hit(p, geometry.ecal_radius, geometry.ecal_half_length, geometry,
+                                                 effects)
+    _, hcal_eta, hcal_phi = _surface_hit(p, geometry.hcal_radius, geometry.hcal_half_length, geometry, effects)
+    reaches = reaches_e & (np.abs(ecal_eta) <= geometry.calorimeter_eta_max)
+    return Impact(reaches, ecal_eta, ecal_phi, hcal_eta, hcal_phi)
+
+
+@dataclass
+class DecaysInFlight:
+    """Charged pions and kaons that decay to a muon inside the tracker."""
+
+    decayed: np.ndarray  # bool per particle
+    muon_fraction: np.ndarray  # momentum fraction carried by the muon
+    depth: np.ndarray  # decay point as a fraction of the path through the tracker
+
+
+def decays_in_flight(p: Particles, geometry: Geometry, effects: Effects, rng: np.random.Generator
+                     ) -> DecaysInFlight:
+    n = len(p)
+    decayed = np.zeros(n, dtype=bool)
+    fraction = np.ones(n)
+    depth = np.ones(n)
+    if not effects.decays_in_flight:
+        return DecaysInFlight(decayed, fraction, depth)
+    eta, momentum = p.eta, p.p
+    path = np.minimum(geometry.tracker_radius * np.cosh(eta),
+                      geometry.tracker_half_length * np.cosh(eta) / np.maximum(np.abs(np.sinh(eta)), 1e-9))
+    for pid, (ctau, branching, mass) in DECAYS_TO_MUON.items():
+        mask = np.abs(p.pid) == pid
+        decay_length = ctau * momentum[mask] / mass
+        u = rng.random(mask.sum())
+        probability = -np.expm1(-path[mask] / decay_length) * branching
+        hit = u < probability
+        idx = np.flatnonzero(mask)[hit]
+        decayed[idx] = True
+        # decay point: exponential truncated to the tracker, as a fraction of the path
+        depth[idx] = -decay_length[hit] * np.log1p(-rng.random(hit.sum()) * -np.expm1(-path[idx] / decay_length[hit]))
+        depth[idx] /= path[idx]
+        lowest = (MUON_MASS / mass) ** 2  # two-body decay: muon energy fraction uniform in [(m_mu/m)^2, 1]
+        fraction[idx] = lowest + (1 - lowest) * rng.random(hit.sum())
+    return DecaysInFlight(decayed, fraction, depth)
+
+
+@dataclass
+class Tracks:
+    """Reconstructed tracks (flat); ``particle`` is the index of the truth particle, -1 for fakes."""
+
+    particle: np.ndarray
+    event: np.ndarray
+    pt: np.ndarray
+    eta: np.ndarray
+    phi: np.ndarray
+    charge: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    z: np.ndarray
+    muon: np.ndarray  # identified by the muon system
+    true_electron: np.ndarray
+
+    @property
+    def p(self) -> np.ndarray:
+        return self.pt * np.cosh(self.eta)
+
+    def __len__(self) -> int:
+        return len(self.pt)
+
+
+def _close_pairs(event: np.ndarray, eta: np.ndarray, phi: np.ndarray, distance: float, neighbours: int = 8
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (i, j) of tracks of the same event closer than ``distance`` in eta-phi (nearby in eta order)."""
+    order = np.lexsort((eta, event))
+    first, second = [], []
+    for shift in range(1, neighbours + 1):
+        a, b = order[:-shift], order[shift:]
+        close = (event[a] == event[b]) & (np.abs(eta[a] - eta[b]) < distance)
+        close &= np.hypot(eta[a] - eta[b], delta_phi(phi[a], phi[b])) < distance
+        first.append(a[close])
+        second.append(b[close])
+    return np.concatenate(first), np.concatenate(second)
+
+
+def reconstruct_tracks(p: Particles, impact: Impact, decays: DecaysInFlight, primary_z: np.ndarray,
+                       n_events: int, geometry: Geometry, tracking: Tracking, flow: ParticleFlow,
+                       effects: Effects, rng: np.random.Generator) -> Tracks:
+    """Efficiency, merging of close tracks, resolution, fakes and muon identification."""
+    pt, eta, phi, energy = p.pt, p.eta, p.phi, p.e
+    candidate = (p.charge != 0) & (np.abs(eta) <= geometry.tracker_eta_max) & (pt >= tracking.pt_min)
+    candidate &= np.hypot(p.x, p.y) <= tracking.production_radius_max
+    candidate &= rng.random(len(p)) < tracking.efficiency(pt, eta, energy)
+    index = np.flatnonzero(candidate)
+    if effects.track_merging and len(index):
+        i, j = _close_pairs(p.event[index], eta[index], phi[index], tracking.merge_distance)
+        softer = np.where(pt[index[i]] < pt[index[j]], i, j)
+        lost = softer[rng.random(len(softer)) < tracking.merge_probability]
+        index = np.delete(index, np.unique(lost))
+
+    # measured momentum: a kinked track from a decay in flight measures a mix of hadron and muon
+    true_pt = pt[index] * np.where(decays.decayed[index],
+                                   1 - (1 - decays.muon_fraction[index]) * (1 - decays.depth[index]), 1.0)
+    sigma = tracking.pt_resolution(true_pt, eta[index], energy[index])
+    curvature = (1.0 / true_pt) * (1 + sigma * rng.standard_normal(len(index)))
+    track_pt = 1.0 / np.maximum(curvature, 1e-6)
+    angle = tracking.angular_resolution(true_pt, eta[index], energy[index])
+    track_eta = eta[index] + angle * rng.standard_normal(len(index))
+    track_phi = delta_phi(phi[index] + angle * rng.standard_normal(len(index)), 0.0)
+    x, y, z = p.x[index].copy(), p.y[index].copy(), p.z[index].copy()
+    if effects.vertex_resolution:
+        d0 = tracking.d0_resolution(true_pt, eta[index], energy[index]) / np.sqrt(2)
+        x += d0 * rng.standard_normal(len(index))
+        y += d0 * rng.standard_normal(len(index))
+        z += tracking.dz_resolution(true_pt, eta[index], energy[index]) * rng.standard_normal(len(index))
+
+    muon = _muon_identification(p, index, decays, geometry, flow, effects, rng)
+    tracks = Tracks(particle=index, event=p.event[index], pt=track_pt, eta=track_eta, phi=track_phi,
+                    charge=p.charge[index], x=x, y=y, z=z, muon=muon,
+                    true_electron=(p.cls[index] == ELECTRON))
+    if effects.fake_tracks:
+        tracks = _add_fakes(tracks, primary_z, n_events, geometry, tracking, rng)
+    return tracks
+
+
+def _muon_identification(p: Particles, index: np.ndarray, decays: DecaysInFlight, geometry: Geometry,
+                         flow: ParticleFlow, effects: Effects, rng: np.random.Generator) -> np.ndarray:
+    """Which tracks the muon system tags: true muons, decays in flight, and punch-through hadrons."""
+    pt, eta, momentum, energy = p.pt[index], p.eta[index], p.p[index], p.e[index]
+    in_acceptance = np.abs(eta) <= geometry.muon_eta_max
+    u = rng.random(len(index))
+    true_muon = (p.cls[index] == MUON) & in_acceptance & (momentum >= flow.muon_p_min)
+    true_muon &= u < flow.muon_id_efficiency(pt, eta, energy)
+    decayed = decays.decayed[index]
+    decay_muon = decayed & in_acceptance & (decays.muon_fraction[index] * momentum >= flow.muon_p_min)
+    decay_muon &= u < flow.decay_muon_id_efficiency
+    punch = np.zeros(len(index), dtype=bool)
+    if effects.punch_through:
+        hadron = (p.cls[index] != MUON) & (p.cls[index] != ELECTRON) & ~decayed & in_acceptance
+        punch = hadron & (rng.random(len(index)) < flow.punch_through_probability(pt, eta, energy))
+    return true_muon | decay_muon | punch
+
+
+def _add_fakes(tracks: Tracks, primary_z: np.ndarray, n_events: int, geometry: Geometry, tracking: Tracking,
+               rng: np.random.Generator) -> Tracks:
+    per_event = np.bincount(tracks.event, minlength=n_events)
+    n_fake = rng.poisson(tracking.fake_rate * per_event)
+    event = np.repeat(np.arange(n_events), n_fake)
+    n = len(event)
+    fake = Tracks(particle=np.full(n, -1), event=event,
+                  pt=tracking.pt_min + rng.exponential(tracking.fake_pt_mean, n),
+                  eta=rng.uniform(-geometry.tracker_eta_max, geometry.tracker_eta_max, n),
+                  phi=rng.uniform(-np.pi, np.pi, n), charge=rng.choice(np.array([-1, 1]), n),
+                  x=np.zeros(n), y=np.zeros(n), z=primary_z[event] + rng.normal(0, 0.1, n),
+                  muon=np.zeros(n, dtype=bool), true_electron=np.zeros(n, dtype=bool))
+    return Tracks(**{name: np.concatenate([getattr(tracks, name), getattr(fake, name)])
+                     for name in tracks.__dataclass_fields__})
