@@ -137,8 +137,11 @@ class Card:
     text: str = field(default="", metadata={"internal": True})
 
 
-def load_card(path: str | Path) -> Card:
-    """Read and validate a card; raise :class:`CardError` with a one-line message on any problem."""
+def load_yaml(cls: type, path: str | Path) -> tuple[Any, str]:
+    """Read a YAML file into dataclass ``cls`` (keys, types and constraints checked); also return its text.
+
+    Any problem is a :class:`CardError` with a one-line message naming the file and the key.
+    """
     path = Path(path)
     try:
         text = path.read_text()
@@ -152,8 +155,13 @@ def load_card(path: str | Path) -> Card:
         raise CardError(f"{path}: not valid YAML{where}") from None
     if not isinstance(data, dict):
         raise CardError(f"{path}: a card must be a mapping of sections")
-    card = _build(Card, data, "", path)
-    card.path = path
+    return _build(cls, data, "", path), text
+
+
+def load_card(path: str | Path) -> Card:
+    """Read and validate a card; raise :class:`CardError` with a one-line message on any problem."""
+    card, text = load_yaml(Card, path)
+    card.path = Path(path)
     card.text = text
     _check_generator(card)
     return card

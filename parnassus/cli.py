@@ -15,45 +15,109 @@ def main() -> None:
     """Parnassus: learned fast detector simulation (HepMC3 in, Delphes-like ROOT out)."""
 
 
-@main.command()
-@click.option("--card", "card_path", required=True, type=click.Path(dir_okay=False),
-              help="Detector card (YAML).")
-@click.argument("input_path", metavar="INPUT", type=click.Path(allow_dash=True))
-@click.argument("output_path", metavar="OUTPUT", type=click.Path(dir_okay=False))
-@click.option("-n", "--max-events", type=click.IntRange(min=1), default=None,
-              help="Read at most N events (a .cmnd card: generate N).")
-@click.option("--skip", type=click.IntRange(min=0), default=0, help="Skip the first N input events.")
-@click.option("--seed", type=int, default=None, help="Random seed (default: the card's sampling.seed).")
-@click.option("--device", default=None, help="cpu, cuda, ... (default: the card's sampling.device).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None,
-              help="Events per batch (default: the card's sampling.batch_size).")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
-def run(card_path: str, input_path: str, output_path: str, max_events: int | None, skip: int,
-        seed: int | None, device: str | None, batch_size: int | None, quiet: bool) -> None:
-    """Simulate the events of INPUT and write a Delphes-layout ROOT file OUTPUT.
+def _summary(counts, seconds: float, output_path: str, max_particles: int | None = None) -> str:
+    """The end-of-run line: events read/written/skipped by reason (and truncated), events/s."""
+    skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(counts.skipped.items())) or "none"
+    truncated = f", truncated to {max_particles} particles {counts.truncated}" if max_particles else ""
+    rate = counts.written / seconds if seconds > 0 else 0.0
+    return (f"events read {counts.read}, written {counts.written}, skipped {sum(counts.skipped.values())} "
+            f"({skipped}){truncated}; {rate:.1f} events/s -> {output_path}")
 
-    INPUT is a HepMC3 file ('-' for stdin) or a Pythia 8 card (.cmnd) that generates the truth events on the
-    fly (needs pythia8mc and -n; seeded from --seed).
-    """
+
+def _simulation_options(command):
+    """INPUT, OUTPUT and the options shared by ``run`` and ``refsim``."""
+    options = [
+        click.argument("input_path", metavar="INPUT", type=click.Path(allow_dash=True)),
+        click.argument("output_path", metavar="OUTPUT", type=click.Path(dir_okay=False)),
+        click.option("-n", "--max-events", type=click.IntRange(min=1), default=None,
+                     help="Read at most N events (a .cmnd card: generate N)."),
+        click.option("--skip", type=click.IntRange(min=0), default=0, help="Skip the first N input events."),
+        click.option("--seed", type=int, default=None, help="Random seed (default: the card's sampling.seed)."),
+        click.option("--device", default=None, help="cpu, cuda, ... (default: the card's sampling.device)."),
+        click.option("--batch-size", type=click.IntRange(min=1), default=None,
+                     help="Events per batch (default: the card's sampling.batch_size)."),
+        click.option("--quiet", is_flag=True, help="No progress bar."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _simulate(card_path: str, input_path: str, output_path: str, kind: str | None = None, **options) -> None:
     from parnassus.card import load_card
+    from parnassus.errors import CardError
     from parnassus.run import run as run_simulation
 
     try:
         card = load_card(card_path)
-        result = run_simulation(card, input_path, output_path, max_events=max_events, skip=skip, seed=seed,
-                                batch_size=batch_size, device=device, progress=not quiet)
+        if kind is not None and card.generator.kind != kind:
+            raise CardError(f"{card_path}: generator.kind: expected '{kind}', got '{card.generator.kind}'")
+        quiet = options.pop("quiet")
+        result = run_simulation(card, input_path, output_path, progress=not quiet, **options)
     except ParnassusError as error:
         raise click.ClickException(str(error)) from None
     except KeyboardInterrupt:
         click.echo("interrupted: no output written", err=True)
         sys.exit(130)
-    counts = result.counts
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
-    skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(counts.skipped.items())) or "none"
-    click.echo(f"events read {counts.read}, written {counts.written}, skipped {sum(counts.skipped.values())} "
-               f"({skipped}), truncated to {card.truth.max_particles} particles {counts.truncated}; "
-               f"{result.events_per_second:.1f} events/s -> {output_path}", err=True)
+    click.echo(_summary(result.counts, result.seconds, output_path, card.truth.max_particles), err=True)
+
+
+@main.command()
+@click.option("--card", "card_path", required=True, type=click.Path(dir_okay=False),
+              help="Detector card (YAML).")
+@_simulation_options
+def run(card_path: str, input_path: str, output_path: str, **options) -> None:
+    """Simulate the events of INPUT and write a Delphes-layout ROOT file OUTPUT.
+
+    INPUT is a HepMC3 file ('-' for stdin) or a Pythia 8 card (.cmnd) that generates the truth events on the
+    fly (needs pythia8mc and -n; seeded from --seed).
+    """
+    _simulate(card_path, input_path, output_path, **options)
+
+
+@main.command()
+@click.option("--config", "card_path", required=True, type=click.Path(dir_okay=False),
+              help="Reference-simulation card (generator.kind: refsim), e.g. cards/refsim_cms2011.yaml.")
+@_simulation_options
+def refsim(card_path: str, input_path: str, output_path: str, **options) -> None:
+    """Run the reference detector simulation (refsim) on INPUT; same inputs and output layout as `run`."""
+    _simulate(card_path, input_path, output_path, kind="refsim", **options)
+
+
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--out", "output", type=click.Path(file_okay=False), default=None,
+              help="Output directory (default: the spec's output).")
+@click.option("--workers", type=click.IntRange(min=1), default=2, help="Parallel processes.")
+@click.option("--only", multiple=True, help="Make only this sample (repeatable).")
+def dataset(spec: str, output: str | None, workers: int, only: tuple[str, ...]) -> None:
+    """Produce the training/test pairs of a dataset SPEC with refsim (resumable; see cards/dataset_cms2011.yaml)."""
+    from parnassus.dataset import produce
+
+    try:
+        produce(spec, output, workers=workers, only=list(only) or None,
+                log=lambda line: click.echo(line, err=True))
+    except ParnassusError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@main.command("pileup-pool")
+@click.argument("input_path", metavar="INPUT", type=click.Path(allow_dash=True))
+@click.option("-n", "--events", "n_events", type=click.IntRange(min=1), required=True,
+              help="Minimum-bias events to store.")
+@click.argument("output_path", metavar="OUTPUT", type=click.Path(dir_okay=False))
+@click.option("--seed", type=int, default=1, help="Pythia seed (for a .cmnd INPUT).")
+def pileup_pool(input_path: str, n_events: int, output_path: str, seed: int) -> None:
+    """Store N minimum-bias events of INPUT (.cmnd card or HepMC3) as a refsim pileup pool (.npz)."""
+    from parnassus.refsim.pileup import make_pool
+
+    try:
+        written = make_pool(input_path, n_events, output_path, seed)
+    except ParnassusError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"{written} minimum-bias events -> {output_path}", err=True)
 
 
 @main.command()
@@ -95,8 +159,4 @@ def convert(card_path: str, input_path: str, output_path: str, max_events: int |
     except KeyboardInterrupt:
         click.echo("interrupted: no output written", err=True)
         sys.exit(130)
-    seconds = time.perf_counter() - start
-    skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(counts.skipped.items())) or "none"
-    click.echo(f"events read {counts.read}, written {counts.written}, skipped {sum(counts.skipped.values())} "
-               f"({skipped}); {counts.written / seconds if seconds > 0 else 0.0:.1f} events/s -> {output_path}",
-               err=True)
+    click.echo(_summary(counts, time.perf_counter() - start, output_path), err=True)

@@ -222,8 +222,11 @@ class TruthSelector:
 
         ``pid``, ``status`` (HepMC convention), ``mass`` (GeV): one entry per particle of the event;
         ``momentum``: (4, n) px, py, pz, E in GeV; ``position``: (n, 4) production x, y, z, t in mm.
-        Returns the columns of :data:`TRUTH_FIELDS` for the accepted particles, or None (and a counted skip)
-        for an event with a non-finite momentum or an unknown PDG id. Counts truncated events.
+        Returns the columns of :data:`TRUTH_FIELDS` for the accepted particles, with under ``final_state``
+        the same columns for every final-state particle (status and drop_pids only, no kinematic cut or
+        truncation; particles with ids unknown to the PDG table left out), or None (and a counted skip)
+        for an event with a non-finite momentum or an unknown PDG id among the accepted particles.
+        Counts truncated events.
         """
         cuts = self.cuts
         final = np.isin(status, self._status)
@@ -240,18 +243,20 @@ class TruthSelector:
             keep = np.zeros_like(keep)
             keep[order] = True
             self.counts.truncated += 1
-        pid = pid[final][keep]
+        pid = pid[final]
         charge, cls = charge_and_class(pid)
-        if np.any(cls < 0):
+        if np.any(cls[keep] < 0):
             self.counts.skip("unknown PDG id")
             return None
-        position = position[final][keep]
-        return {
-            "pid": pid, "status": status[final][keep], "charge": charge, "cls": cls, "mass": mass[final][keep],
-            "e": energy[keep], "px": px[keep], "py": py[keep], "pz": pz[keep], "pt": pt[keep],
-            "eta": eta[keep], "phi": phi[keep], "x": position[:, 0], "y": position[:, 1],
-            "z": position[:, 2], "t": position[:, 3],
+        position = position[final]
+        columns = {
+            "pid": pid, "status": status[final], "charge": charge, "cls": cls, "mass": mass[final],
+            "e": energy, "px": px, "py": py, "pz": pz, "pt": pt, "eta": eta, "phi": phi,
+            "x": position[:, 0], "y": position[:, 1], "z": position[:, 2], "t": position[:, 3],
         }
+        known = cls >= 0
+        return {name: column[keep] for name, column in columns.items()} | {
+            "final_state": {name: column[known] for name, column in columns.items()}}
 
 
 def _production_positions(data: pyhepmc.GenEventData, n_particles: int, event_pos: pyhepmc.FourVector
@@ -291,8 +296,14 @@ def _production_positions(data: pyhepmc.GenEventData, n_particles: int, event_po
 
 def to_truth_batch(events: list[dict]) -> TruthBatch:
     """One batch from per-event dicts of truth columns (all of TRUTH_FIELDS) plus index, number and weight."""
-    columns = {name: np.concatenate([e[name] for e in events]) for name in TRUTH_FIELDS}
-    return TruthBatch.from_columns(
-        counts=np.array([len(e["pid"]) for e in events]), columns=columns,
+    batch = TruthBatch.from_columns(
+        counts=np.array([len(e["pid"]) for e in events]),
+        columns={name: np.concatenate([e[name] for e in events]) for name in TRUTH_FIELDS},
         number=np.array([e["number"] for e in events]), weight=np.array([e["weight"] for e in events]),
         index=np.array([e["index"] for e in events]))
+    final = [e["final_state"] for e in events]
+    batch.final_state = TruthBatch.from_columns(
+        counts=np.array([len(f["pid"]) for f in final]),
+        columns={name: np.concatenate([f[name] for f in final]) for name in TRUTH_FIELDS},
+        number=batch.number, weight=batch.weight, index=batch.index).particles
+    return batch

@@ -112,14 +112,15 @@ def _window_weights(position: np.ndarray, spread: np.ndarray, half_width: int) -
     return base[:, None] + offsets[None, :], weights
 
 
-def deposit_cells(deposits: Deposits, grid: Grid, shower_spread: bool, half_width: int = 2) -> Cells:
-    """Sum deposits into cells, spreading each over a (2 half_width + 1)^2 window when enabled."""
+def deposit_cells(deposits: Deposits, grid: Grid, shower_spread: bool) -> Cells:
+    """Sum deposits into cells, spreading each over a window of +-1.5 times the widest profile when enabled."""
     inside = np.abs(deposits.eta) < grid.eta_max
     event, energy = deposits.event[inside], deposits.energy[inside]
     eta_pos = grid.eta_position(deposits.eta[inside])
     phi_pos = grid.phi_position(deposits.phi[inside])
     if shower_spread and len(event):
         spread = deposits.spread[inside]
+        half_width = max(1, int(np.ceil(1.5 * spread.max())))
         ieta, weta = _window_weights(eta_pos, spread, half_width)
         iphi, wphi = _window_weights(phi_pos, spread, half_width)
         width = 2 * half_width + 1

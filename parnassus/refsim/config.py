@@ -92,6 +92,7 @@ class ParticleFlow:
     ecal_link_distance: float  # eta-phi distance for track -> ECAL cluster links
     hcal_link_distance: float
     neutral_excess_significance: float  # calo excess over tracks (in sigmas) that makes neutrals
+    neutral_energy_min: float  # GeV added to that sigma: small excesses are noise
     hadron_calibration: Formula  # factor applied to hadronic cluster energy (energy = raw cluster energy)
     electron_e_over_p_min: float
     electron_e_over_p_max: float

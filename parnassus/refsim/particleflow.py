@@ -63,7 +63,7 @@ def nearest_cluster(event: np.ndarray, eta: np.ndarray, phi: np.ndarray, cluster
 
 
 def reconstruct(tracks: Tracks, track_ecal: tuple[np.ndarray, np.ndarray], track_hcal: tuple[np.ndarray, np.ndarray],
-                ecal: Clusters, hcal: Clusters, flow: ParticleFlow, calo: Calorimetry, n_events: int,
+                ecal: Clusters, hcal: Clusters, flow: ParticleFlow, calo: Calorimetry, primary_z: np.ndarray,
                 rng: np.random.Generator) -> Candidates:
     """Particle-flow candidates of a batch (see module docstring)."""
     n_tracks = len(tracks)
@@ -112,7 +112,7 @@ def reconstruct(tracks: Tracks, track_ecal: tuple[np.ndarray, np.ndarray], track
                            minlength=n_blocks)
     raw = np.maximum(block_ecal + block_hcal - mip, 0.0)
     calibrated = raw * flow.hadron_calibration(raw, np.zeros_like(raw), raw)
-    sigma = expected * calo.hadron_resolution(expected, np.zeros_like(expected), expected) + 1.0
+    sigma = expected * calo.hadron_resolution(expected, np.zeros_like(expected), expected) + flow.neutral_energy_min
     excess = calibrated - expected
     neutral_block = (tracks_in_block > 0) & (excess > flow.neutral_excess_significance * sigma)
     photon_energy = np.where(neutral_block, np.minimum(excess, block_ecal), 0.0)
@@ -128,8 +128,10 @@ def reconstruct(tracks: Tracks, track_ecal: tuple[np.ndarray, np.ndarray], track
     hcal_eta = np.where(block_hcal > 0, hcal_eta, ecal_eta)
     hcal_phi = np.where(block_hcal > 0, hcal_phi, ecal_phi)
 
-    # clusters in blocks without tracks
-    lone_ecal = ecal_free & (tracks_in_block[ecal_block] == 0)
+    # every free ECAL cluster gives a photon: all its energy without tracks, its share of the excess with them
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(tracks_in_block > 0, photon_energy / block_ecal, 1.0)
+    photon = ecal_free & (scale[ecal_block] > 0)
     lone_hcal = tracks_in_block[hcal_block] == 0
     lone_hcal_energy = hcal.energy[lone_hcal] * flow.hadron_calibration(hcal.energy[lone_hcal],
                                                                           hcal.eta[lone_hcal], hcal.energy[lone_hcal])
@@ -137,21 +139,22 @@ def reconstruct(tracks: Tracks, track_ecal: tuple[np.ndarray, np.ndarray], track
     track_cls = np.where(electron, ELECTRON, np.where(tracks.muon, MUON, CHARGED_HADRON))
     parts = [
         (tracks.event, tracks.pt, tracks.eta, tracks.phi, tracks.charge, track_cls, tracks.x, tracks.y, tracks.z),
-        _neutral(event_of_block[photon_energy > 0], photon_energy[photon_energy > 0],
-                 ecal_eta[photon_energy > 0], ecal_phi[photon_energy > 0], PHOTON),
+        _neutral(ecal.event[photon], ecal.energy[photon] * scale[ecal_block[photon]], ecal.eta[photon],
+                 ecal.phi[photon], PHOTON, primary_z),
         _neutral(event_of_block[hadron_energy > 0], hadron_energy[hadron_energy > 0],
-                 hcal_eta[hadron_energy > 0], hcal_phi[hadron_energy > 0], NEUTRAL_HADRON),
-        _neutral(ecal.event[lone_ecal], ecal.energy[lone_ecal], ecal.eta[lone_ecal], ecal.phi[lone_ecal], PHOTON),
-        _neutral(hcal.event[lone_hcal], lone_hcal_energy, hcal.eta[lone_hcal], hcal.phi[lone_hcal], NEUTRAL_HADRON),
+                 hcal_eta[hadron_energy > 0], hcal_phi[hadron_energy > 0], NEUTRAL_HADRON, primary_z),
+        _neutral(hcal.event[lone_hcal], lone_hcal_energy, hcal.eta[lone_hcal], hcal.phi[lone_hcal], NEUTRAL_HADRON,
+                 primary_z),
     ]
     columns = [np.concatenate([part[k] for part in parts]) for k in range(9)]
     return Candidates(*columns)
 
 
-def _neutral(event, energy, eta, phi, cls) -> tuple:
+def _neutral(event, energy, eta, phi, cls, primary_z) -> tuple:
+    """Columns of neutral candidates, placed at their event's primary vertex."""
     n = len(energy)
     return (event, energy / np.cosh(eta), eta, phi, np.zeros(n, dtype=np.int64), np.full(n, cls),
-            np.zeros(n), np.zeros(n), np.zeros(n))
+            np.zeros(n), np.zeros(n), primary_z[event])
 
 
 def _weighted_direction(block: np.ndarray, energy: np.ndarray, eta: np.ndarray, phi: np.ndarray, n_blocks: int

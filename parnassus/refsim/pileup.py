@@ -19,17 +19,43 @@ from parnassus.refsim.particles import Particles
 _COLUMNS = ("pid", "charge", "cls", "px", "py", "pz", "e", "mass", "x", "y", "z")
 
 
-def write_pool(batches: Iterable[TruthBatch], path: str | Path) -> int:
-    """Store the final-state particles of minimum-bias events as a pool; returns the number of events."""
+def write_pool(batches: Iterable[TruthBatch], path: str | Path, eta_max: float = 3.5) -> int:
+    """Store the final-state particles (|eta| < ``eta_max``: what can reach the detector) of minimum-bias
+    events as a pool, in single precision; returns the number of events."""
     parts, counts = [], []
     for batch in batches:
         source = batch.final_state if batch.final_state is not None else batch.particles
         particles = Particles.from_awkward(source, pileup=True)
+        particles = particles.take(np.abs(particles.eta) < eta_max)
         parts.append(particles)
         counts.append(np.bincount(particles.event, minlength=len(batch)))
     merged = Particles.concatenate(parts)
-    np.savez_compressed(path, counts=np.concatenate(counts), **{c: getattr(merged, c) for c in _COLUMNS})
+    columns = {c: getattr(merged, c).astype(np.float32 if getattr(merged, c).dtype.kind == "f" else np.int32)
+               for c in _COLUMNS}
+    np.savez_compressed(path, counts=np.concatenate(counts), **columns)
     return int(sum(len(c) for c in counts))
+
+
+def make_pool(input_path: str | Path, n_events: int, output: str | Path, seed: int = 1) -> int:
+    """Read (HepMC3) or generate (Pythia ``.cmnd``) ``n_events`` minimum-bias events into a pool file."""
+    from parnassus.card import TruthCuts
+    from parnassus.events import RunCounts
+    from parnassus.io.hepmc import HepMCReader
+
+    everything = TruthCuts(pt_min=0.0, eta_max=1e9, max_particles=10**9)
+    if str(input_path).endswith(".cmnd"):
+        from parnassus.io.pythia import PythiaReader
+
+        reader = PythiaReader(input_path, everything, 500, RunCounts(), max_events=n_events, seed=seed)
+    else:
+        reader = HepMCReader(input_path, everything, 500, RunCounts(), max_events=n_events)
+    tmp = Path(output).with_name(Path(output).name + ".part.npz")
+    try:
+        written = write_pool(reader, tmp)
+        tmp.replace(output)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return written
 
 
 class PileupPool:
@@ -39,7 +65,8 @@ class PileupPool:
         try:
             with np.load(path) as data:
                 self.counts = data["counts"].astype(np.int64)
-                self.columns = {c: data[c] for c in _COLUMNS}
+                self.columns = {c: data[c].astype(np.float64 if data[c].dtype.kind == "f" else np.int64)
+                                for c in _COLUMNS}
         except (OSError, KeyError, ValueError) as error:
             raise InputError(f"{path}: not a pileup pool written by parnassus ({error})") from None
         if len(self.counts) == 0:

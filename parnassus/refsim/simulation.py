@@ -71,7 +71,7 @@ class ReferenceSimulation:
                       np.where(arrives, impact.ecal_phi[source_index], tracks.phi))
         track_hcal = (np.where(arrives, impact.hcal_eta[source_index], np.where(real, np.nan, tracks.eta)),
                       np.where(arrives, impact.hcal_phi[source_index], tracks.phi))
-        candidates = reconstruct(tracks, track_ecal, track_hcal, ecal, hcal, flow, calo, n_events, rng)
+        candidates = reconstruct(tracks, track_ecal, track_hcal, ecal, hcal, flow, calo, primary_z, rng)
 
         keep = (candidates.pt >= self.output.pt_min) & (np.abs(candidates.eta) <= self.output.eta_max)
         pfcs = make_pfcs(np.bincount(candidates.event[keep], minlength=n_events), *(
