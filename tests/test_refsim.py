@@ -226,3 +226,58 @@ def test_particle_flow_energy_bookkeeping(tmp_path):
     out = reconstruct(track, (np.zeros(1), np.zeros(1)), (np.zeros(1), np.zeros(1)), ecal, hcal, flow, calo,
                       np.zeros(1), np.random.default_rng(0))
     assert sorted(out.cls.tolist()) == sorted([CHARGED_HADRON, PHOTON, NEUTRAL_HADRON])  # only the lone clusters
+
+
+# ---- production -----------------------------------------------------------------------------------------
+
+def test_dataset_production_is_parallel_and_resumable(tmp_path, pool):
+    from parnassus.dataset import load_spec, produce
+
+    card = yaml.safe_load(REFSIM_CARD.read_text())
+    card["generator"]["refsim"]["pileup"]["pool"] = str(pool)
+    card["sampling"]["batch_size"] = 4
+    (tmp_path / "refsim.yaml").write_text(yaml.safe_dump(card))
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({
+        "card": "refsim.yaml", "output": "out", "chunk_events": 4,
+        "samples": [{"name": "a", "source": str(EXAMPLE), "events": 6, "seed": 1},
+                    {"name": "b", "source": str(EXAMPLE), "events": 4, "seed": 2}]}))
+    lines = []
+    assert produce(spec, workers=2, log=lines.append) == 3
+    files = sorted((tmp_path / "out").rglob("*.root"))
+    assert [f.name for f in files] == ["a_0000.root", "a_0001.root", "b_0000.root"]
+    import uproot
+
+    assert [uproot.open(f)["Delphes"].num_entries for f in files] == [4, 2, 4]
+    first = uproot.open(files[0])["Delphes"]["ParticleFlowCandidate.PT"].array()
+    files[1].unlink()
+    assert produce(spec, workers=1, log=lines.append) == 1  # only the missing chunk is made again
+    assert ak.to_list(uproot.open(files[0])["Delphes"]["ParticleFlowCandidate.PT"].array()) == ak.to_list(first)
+    assert lines[0].startswith("3 chunks, 0 already done") and lines[-2].startswith("3 chunks, 2 already done")
+    assert load_spec(spec).samples[1].events == 4
+    spec.write_text(yaml.safe_dump({"card": "refsim.yaml", "output": "out", "samples": [
+        {"name": "a", "source": str(EXAMPLE), "events": 6, "seed": 1}, {"name": "a", "source": str(EXAMPLE),
+                                                                      "events": 6, "seed": 2}]}))
+    from parnassus.errors import CardError
+
+    with pytest.raises(CardError, match="names must be unique"):
+        load_spec(spec)
+
+
+def test_refsim_command(tmp_path, pool):
+    import subprocess
+    import sys
+
+    card = card_with(tmp_path, pool)
+    output = tmp_path / "out.root"
+    result = subprocess.run([sys.executable, "-m", "parnassus", "refsim", "--quiet", "--config", str(card.path),
+                             "-n", "5", str(EXAMPLE), str(output)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "events read 5, written 5" in result.stderr
+    from parnassus.io.delphes import read_metadata
+
+    assert read_metadata(output)["generator"] == "refsim"
+    wrong = subprocess.run([sys.executable, "-m", "parnassus", "refsim", "--config",
+                            str(ROOT / "cards" / "delphes_cms_like.yaml"), str(EXAMPLE), str(output)],
+                           capture_output=True, text=True)
+    assert wrong.returncode != 0 and "expected 'refsim'" in wrong.stderr and "Traceback" not in wrong.stderr
