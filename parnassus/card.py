@@ -114,7 +114,44 @@ class GeneratorConfig:
     kind: str = field(metadata=_choice("parametric", "refsim", "neural"))
     parametric: ParametricParameters | None = None
     refsim: RefSimParameters | None = None
-    checkpoint: Path | None = None
+    # model folder (neural), relative to the card; may not exist yet when the card is used to train it
+    checkpoint: Path | None = field(default=None, metadata={"may_not_exist": True})
+
+
+@dataclass
+class ModelConfig:
+    """Architecture of a learned generator (stored in its checkpoint)."""
+
+    kind: str = field(default="flow", metadata=_choice("flow", "diffusion"))
+    dim: int = field(default=64, metadata=_positive())
+    blocks: int = field(default=2, metadata=_positive())
+    heads: int = field(default=4, metadata=_positive())
+    truth_blocks: int = field(default=1, metadata=_positive())
+    event_dim: int = field(default=128, metadata=_positive())
+    event_blocks: int = field(default=3, metadata=_positive())
+    max_truth: int = field(default=400, metadata=_positive())
+    max_pfc: int = field(default=400, metadata=_positive())
+
+
+@dataclass
+class TrainingConfig:
+    """``parnassus train``: data, optimisation and checkpointing."""
+
+    files: list[str]  # glob patterns, relative to the card
+    steps: int = field(metadata=_positive())
+    validation_fraction: float = field(default=0.05, metadata=_positive())
+    batch_size: int = field(default=64, metadata=_positive())
+    optimizer: str = field(default="adamw", metadata=_choice("adamw", "lion"))
+    learning_rate: float = field(default=1e-3, metadata=_positive())
+    min_learning_rate: float = 1e-5
+    warmup_steps: int = 100
+    weight_decay: float = 0.01
+    gradient_clip: float = 1.0
+    ema_decay: float = 0.999
+    time_power: float = field(default=1.0, metadata=_positive())
+    checkpoint_every: int = field(default=500, metadata=_positive())
+    validate_every: int = field(default=250, metadata=_positive())
+    seed: int = 0
 
 
 @dataclass
@@ -122,6 +159,8 @@ class Sampling:
     batch_size: int = field(default=100, metadata=_positive())
     device: str = "cpu"
     seed: int = 0
+    solver: str = field(default="dpmpp2m", metadata=_choice("euler", "midpoint", "heun", "pndm", "dpmpp2m"))
+    steps: int = field(default=8, metadata=_positive())
 
 
 @dataclass
@@ -133,6 +172,8 @@ class Card:
     output: OutputCuts = field(default_factory=OutputCuts)
     objects: Objects = field(default_factory=Objects)
     sampling: Sampling = field(default_factory=Sampling)
+    model: ModelConfig | None = None
+    training: TrainingConfig | None = None
     path: Path = field(default=Path("."), metadata={"internal": True})
     text: str = field(default="", metadata={"internal": True})
 
@@ -194,19 +235,19 @@ def _build(cls: type, data: Any, where: str, card_path: Path) -> Any:
             if no_default:
                 raise CardError(f"{card_path}: {key}: missing required key")
             continue
-        value = _convert(hints[name], data[name], key, card_path)
+        value = _convert(hints[name], data[name], key, card_path, spec.metadata.get("may_not_exist", False))
         _check_constraints(spec, value, key, card_path)
         values[name] = value
     return cls(**values)
 
 
-def _convert(hint: Any, value: Any, key: str, card_path: Path) -> Any:
+def _convert(hint: Any, value: Any, key: str, card_path: Path, may_not_exist: bool = False) -> Any:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
         (hint,) = [a for a in args if a is not type(None)]
-        return _convert(hint, value, key, card_path)
+        return _convert(hint, value, key, card_path, may_not_exist)
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, key, card_path)
     if origin is list:
@@ -241,7 +282,7 @@ def _convert(hint: Any, value: Any, key: str, card_path: Path) -> Any:
         if not isinstance(value, str):
             raise CardError(f"{card_path}: {key}: expected a path string, got {_kind(value)}")
         resolved = (card_path.parent / value).resolve()
-        if not resolved.exists():
+        if not resolved.exists() and not may_not_exist:
             raise CardError(f"{card_path}: {key}: file not found: {resolved}")
         return resolved
     raise TypeError(f"unsupported card type {hint!r} for {key}")  # a bug in a dataclass, not user input

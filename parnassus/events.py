@@ -60,13 +60,15 @@ class RunCounts:
     written: int = 0
     skipped: Counter = field(default_factory=Counter)
     truncated: int = 0  # events with more accepted truth particles than the card's maximum
+    model_truncated: int = 0  # events for which a learned model asked for more candidates than its maximum
 
     def skip(self, reason: str, n: int = 1) -> None:
         self.skipped[reason] += n
 
     def as_dict(self) -> dict:
         return {"read": self.read, "written": self.written, "skipped": dict(self.skipped),
-                "skipped_total": sum(self.skipped.values()), "truncated": self.truncated}
+                "skipped_total": sum(self.skipped.values()), "truncated": self.truncated,
+                "model_truncated": self.model_truncated}
 
 
 def eta_phi(px: np.ndarray, py: np.ndarray, pz: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -61,7 +61,7 @@ def run(card: Card, input_path: str | Path, output_path: str | Path, *, max_even
                                                           max_events=max_events, skip=skip, seed=seed)
     else:
         reader = HepMCReader(input_path, card.truth, batch_size, counts, max_events=max_events, skip=skip)
-    generator = make_generator(card)
+    generator = make_generator(card, device)
     start = time.perf_counter()
     with DelphesWriter(output_path) as writer, tqdm(total=max_events, unit="ev", disable=None if progress else True,
                                                     dynamic_ncols=True) as bar:
@@ -73,6 +73,7 @@ def run(card: Card, input_path: str | Path, output_path: str | Path, *, max_even
         if writer.entries == 0:  # still write a valid (empty) tree with every collection
             writer.write(simulate(TruthBatch.empty(), generator, card, seed))
         seconds = time.perf_counter() - start
+        counts.model_truncated = getattr(generator, "truncated", 0)
         writer.commit(run_metadata(card, input_path, counts, reader.warnings, seconds,
                                    generator=card.generator.kind,
                                    checkpoint=str(card.generator.checkpoint) if card.generator.checkpoint else None,

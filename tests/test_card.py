@@ -44,8 +44,6 @@ def test_shipped_card_loads():
      "generator.parametric.hcal_resolution: invalid formula"),
     (lambda d: d["generator"]["parametric"].update(hcal_resolution="__import__('os')"),
      "invalid formula: unknown name '__import__'"),
-    (lambda d: d["generator"].update(kind="neural", checkpoint="missing_model"),
-     "generator.checkpoint: file not found"),
     (lambda d: d["truth"].update(drop_pids=[12, "nu"]), "truth.drop_pids[1]: expected an integer"),
     (lambda d: d.update(objects=[1, 2]), "objects: expected a mapping"),
 ])

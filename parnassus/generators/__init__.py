@@ -7,14 +7,13 @@ from collections.abc import Callable
 import awkward as ak
 
 from parnassus.card import Card
-from parnassus.errors import CardError
 from parnassus.events import TruthBatch
 
 Generator = Callable[[TruthBatch, int], ak.Array]
 
 
-def make_generator(card: Card) -> Generator:
-    """The generator the card asks for."""
+def make_generator(card: Card, device: str | None = None) -> Generator:
+    """The generator the card asks for (``device`` overrides the card's sampling.device)."""
     if card.generator.kind == "parametric":
         from parnassus.generators.parametric import ParametricGenerator
 
@@ -23,4 +22,6 @@ def make_generator(card: Card) -> Generator:
         from parnassus.refsim.simulation import ReferenceSimulation
 
         return ReferenceSimulation(card.generator.refsim, card.output)
-    raise CardError(f"{card.path}: generator.kind: 'neural' generators are not available in this version")
+    from parnassus.generators.neural import NeuralGenerator
+
+    return NeuralGenerator(card, device)

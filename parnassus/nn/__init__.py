@@ -1,0 +1,1 @@
+"""The learned generator: features, networks, training data and checkpoints (needs torch)."""

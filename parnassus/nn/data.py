@@ -1,0 +1,146 @@
+"""Paired training events (truth particles, reconstructed candidates) read from Delphes-layout ROOT files.
+
+Any file with ``Particle`` and ``ParticleFlowCandidate`` collections works: refsim output, ``run`` output or
+converted external data. Events are held as flat feature arrays with offsets (no padding), ordered by pT
+within each event; a batch is padded to its own longest event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+import torch
+import uproot
+
+from parnassus.errors import InputError
+from parnassus.nn.features import N_CLASSES, Normalisation, event_features, particle_features, safe_std, standardise
+from parnassus.pdg import charge_and_class
+
+BRANCHES = [f"Particle.{leaf}" for leaf in ("PT", "Eta", "Phi", "X", "Y", "Z", "PID")] + [
+    f"ParticleFlowCandidate.{leaf}" for leaf in ("PT", "Eta", "Phi", "X", "Y", "Z", "Charge", "Class")]
+
+
+@dataclass
+class ParticleSets:
+    """Flat per-particle features, class codes and per-event offsets, plus per-event quantities."""
+
+    features: np.ndarray  # (n_particles, n_features), raw (not standardised)
+    cls: np.ndarray  # (n_particles,)
+    offsets: np.ndarray  # (n_events + 1,)
+    events: np.ndarray  # (n_events, n_event_features), raw
+    truncated: int = 0
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def take(self, index: np.ndarray) -> ParticleSets:
+        starts, stops = self.offsets[index], self.offsets[index + 1]
+        sizes = stops - starts
+        flat = np.repeat(starts - np.concatenate([[0], np.cumsum(sizes)[:-1]]), sizes) + np.arange(sizes.sum())
+        return ParticleSets(self.features[flat], self.cls[flat], np.concatenate([[0], np.cumsum(sizes)]),
+                            self.events[index])
+
+    @classmethod
+    def concatenate(cls, parts: list[ParticleSets]) -> ParticleSets:
+        offsets = [np.zeros(1, dtype=np.int64)]
+        total = 0
+        for part in parts:
+            offsets.append(part.offsets[1:] + total)
+            total += part.offsets[-1]
+        return cls(np.concatenate([p.features for p in parts]), np.concatenate([p.cls for p in parts]),
+                   np.concatenate(offsets), np.concatenate([p.events for p in parts]),
+                   sum(p.truncated for p in parts))
+
+
+def particle_sets(pt: ak.Array, eta: ak.Array, phi: ak.Array, x: ak.Array, y: ak.Array, z: ak.Array,
+                  charge: ak.Array, cls: ak.Array, max_particles: int) -> ParticleSets:
+    """Sets ordered by pT and truncated to ``max_particles`` (counted); event quantities from the full sets."""
+    ht = ak.sum(pt, axis=1)
+    met_x, met_y = -ak.sum(pt * np.cos(phi), axis=1), -ak.sum(pt * np.sin(phi), axis=1)
+    counts = np.stack([ak.to_numpy(ak.sum(cls == k, axis=1)) for k in range(N_CLASSES)], axis=1)
+    order = ak.argsort(pt, axis=1, ascending=False)[:, :max_particles]
+    truncated = int(ak.sum(ak.num(pt) > max_particles))
+    columns = [ak.to_numpy(ak.flatten(a[order])).astype(np.float64) for a in (pt, eta, phi, x, y, z, charge)]
+    sizes = ak.to_numpy(ak.num(order))
+    event_ht = np.repeat(ak.to_numpy(ht), sizes)
+    features = particle_features(*columns, ht=event_ht)
+    return ParticleSets(features, ak.to_numpy(ak.flatten(cls[order])).astype(np.int64),
+                        np.concatenate([[0], np.cumsum(sizes)]),
+                        event_features(ak.to_numpy(met_x), ak.to_numpy(met_y), ak.to_numpy(ht), counts), truncated)
+
+
+def load_pairs(paths: list[Path], max_truth: int, max_pfc: int) -> tuple[ParticleSets, ParticleSets]:
+    """(truth sets, PFC sets) of every event of ``paths``."""
+    truths, pfcs = [], []
+    for path in paths:
+        try:
+            with uproot.open(path) as file:
+                data = file["Delphes"].arrays(BRANCHES)
+        except (OSError, KeyError, ValueError) as error:
+            raise InputError(f"{path}: not a Delphes-layout file with Particle and ParticleFlowCandidate "
+                             f"({error})") from None
+        pid = data["Particle.PID"]
+        charge, cls = charge_and_class(ak.to_numpy(ak.flatten(pid)))
+        counts = ak.num(pid)
+        truths.append(particle_sets(*(data[f"Particle.{leaf}"] for leaf in ("PT", "Eta", "Phi", "X", "Y", "Z")),
+                                    ak.unflatten(charge, counts), ak.unflatten(cls, counts), max_truth))
+        p = "ParticleFlowCandidate"
+        pfcs.append(particle_sets(*(data[f"{p}.{leaf}"] for leaf in ("PT", "Eta", "Phi", "X", "Y", "Z", "Charge")),
+                                  data[f"{p}.Class"], max_pfc))
+    return ParticleSets.concatenate(truths), ParticleSets.concatenate(pfcs)
+
+
+def normalisation(truth: ParticleSets, pfc: ParticleSets) -> Normalisation:
+    """Standardisation statistics of the training data; counts get their dequantisation mean (+0.5)."""
+    events = np.concatenate([pfc.events, truth.events])
+    events = events + np.concatenate([np.zeros(3), np.full(N_CLASSES, 0.5)])
+    return Normalisation(truth_mean=truth.features.mean(axis=0), truth_std=safe_std(truth.features),
+                         pfc_mean=pfc.features.mean(axis=0), pfc_std=safe_std(pfc.features),
+                         event_mean=events.mean(axis=0).astype(np.float32), event_std=safe_std(events))
+
+
+def pad(sets: ParticleSets, mean: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(standardised features, class one-hot, mask), each padded to the longest set: (B, L, ...)."""
+    sizes = np.diff(sets.offsets)
+    length = max(int(sizes.max()) if len(sizes) else 0, 1)
+    mask = np.arange(length)[None, :] < sizes[:, None]
+    features = np.zeros((len(sizes), length, sets.features.shape[1]), dtype=np.float32)
+    features[mask] = standardise(sets.features, mean, std)
+    one_hot = np.zeros((len(sizes), length, N_CLASSES), dtype=np.float32)
+    one_hot[mask] = np.eye(N_CLASSES, dtype=np.float32)[sets.cls]
+    return features, one_hot, mask
+
+
+@dataclass
+class Batch:
+    truth: torch.Tensor  # (B, Lt, F + classes)
+    truth_mask: torch.Tensor
+    truth_event: torch.Tensor  # (B, E) standardised
+    pfc: torch.Tensor  # (B, Lp, F) standardised
+    pfc_class: torch.Tensor  # (B, Lp, classes)
+    pfc_mask: torch.Tensor
+    pfc_event: torch.Tensor  # (B, E) standardised, counts dequantised
+
+    def to(self, device: torch.device) -> Batch:
+        return Batch(*(getattr(self, f).to(device) for f in self.__dataclass_fields__))
+
+
+def truth_inputs(truth: ParticleSets, norm: Normalisation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Padded truth tokens (features ⊕ class one-hot), mask and standardised truth event quantities."""
+    features, one_hot, mask = pad(truth, norm.truth_mean, norm.truth_std)
+    events = truth.events + np.concatenate([np.zeros(3), np.full(N_CLASSES, 0.5)])
+    return (np.concatenate([features, one_hot], axis=-1), mask,
+            standardise(events, norm.event_mean, norm.event_std))
+
+
+def make_batch(truth: ParticleSets, pfc: ParticleSets, norm: Normalisation, rng: np.random.Generator) -> Batch:
+    """A training batch; the class counts of the target are dequantised with uniform noise."""
+    truth_tokens, truth_mask, truth_event = truth_inputs(truth, norm)
+    features, one_hot, mask = pad(pfc, norm.pfc_mean, norm.pfc_std)
+    noise = np.concatenate([np.zeros((len(pfc), 3)), rng.random((len(pfc), N_CLASSES))], axis=1)
+    pfc_event = standardise(pfc.events + noise, norm.event_mean, norm.event_std)
+    return Batch(*(torch.from_numpy(np.ascontiguousarray(a)) for a in (
+        truth_tokens, truth_mask, truth_event, features, one_hot, mask, pfc_event)))

@@ -1,0 +1,231 @@
+"""The two networks of the learned generator (paper Figs. 3 and 4), in plain PyTorch.
+
+* :class:`EventNet` — a ResNet-style MLP on the noisy event quantities, with adaLN-zero conditioning on the
+  context c = MLP(time embedding ⊕ pooled truth-set embedding ⊕ truth event quantities).
+* :class:`PFCNet` — cross-attention DiT blocks: PFC tokens attend to each other and to the truth tokens, with
+  adaLN-zero from c = MLP(time ⊕ truth event quantities ⊕ generated event quantities). The truth tokens are
+  encoded once per event (self-attention among themselves, no dependence on the PFC state or time), and
+  each block's cross-attention keys/values are computed from that encoding once per event
+  (:meth:`PFCNet.encode`) and reused at every ODE step. Truth tokens do not attend to the noisy PFCs: that
+  would make them depend on the PFC state and break this reuse.
+
+The networks return the raw network output; the probability path (flow velocity or v-prediction) is chosen
+by the caller — the networks do not know which solver integrates them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import nn
+
+
+@dataclass
+class Architecture:
+    kind: str  # "flow" (conditional flow matching) or "diffusion" (v-prediction, cosine schedule)
+    dim: int
+    blocks: int
+    heads: int
+    event_dim: int
+    event_blocks: int
+    truth_blocks: int
+    n_particle_features: int
+    n_event_features: int
+    n_classes: int
+
+
+def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sinusoidal embedding of times in [0, 1]."""
+    half = dim // 2
+    frequencies = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    angles = 1000.0 * t.float()[:, None] * frequencies[None, :]
+    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
+
+
+def mlp(inputs: int, hidden: int, outputs: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(inputs, hidden), nn.SiLU(), nn.Linear(hidden, outputs))
+
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    if x.dim() == 3:
+        shift, scale = shift[:, None, :], scale[:, None, :]
+    return x * (1 + scale) + shift
+
+
+def zero_linear(inputs: int, outputs: int) -> nn.Linear:
+    layer = nn.Linear(inputs, outputs)
+    nn.init.zeros_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    weights = mask.to(x.dtype)[..., None]
+    return (x * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+
+
+class ResidualBlock(nn.Module):
+    """LayerNorm → adaLN modulation → MLP, gated (adaLN-zero: the block starts as the identity)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim, elementwise_affine=False)
+        self.mlp = mlp(dim, 2 * dim, dim)
+        self.ada = nn.Sequential(nn.SiLU(), zero_linear(dim, 3 * dim))
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        shift, scale, gate = self.ada(c).chunk(3, dim=-1)
+        return x + gate * self.mlp(modulate(self.norm(x), shift, scale))
+
+
+class FinalLayer(nn.Module):
+    def __init__(self, dim: int, outputs: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim, elementwise_affine=False)
+        self.ada = nn.Sequential(nn.SiLU(), zero_linear(dim, 2 * dim))
+        self.out = zero_linear(dim, outputs)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        shift, scale = self.ada(c).chunk(2, dim=-1)
+        return self.out(modulate(self.norm(x), shift, scale))
+
+
+class TruthEncoder(nn.Module):
+    """Embeds truth tokens (features ⊕ class one-hot) plus one global token; self-attention among them."""
+
+    def __init__(self, arch: Architecture):
+        super().__init__()
+        d = arch.dim
+        self.embed = mlp(arch.n_particle_features + arch.n_classes, d, d)
+        self.global_token = mlp(arch.n_event_features, d, d)
+        layer = nn.TransformerEncoderLayer(d, arch.heads, 2 * d, dropout=0.0, batch_first=True, norm_first=True)
+        self.layers = nn.TransformerEncoder(layer, arch.truth_blocks, enable_nested_tensor=False)
+
+    def forward(self, truth: torch.Tensor, truth_mask: torch.Tensor, truth_event: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        tokens = torch.cat([self.global_token(truth_event)[:, None, :], self.embed(truth)], dim=1)
+        mask = torch.cat([torch.ones_like(truth_mask[:, :1]), truth_mask], dim=1)
+        return self.layers(tokens, src_key_padding_mask=~mask), mask
+
+
+class EventNet(nn.Module):
+    """Velocity (or v) of the event quantities given the truth set (paper Fig. 3)."""
+
+    def __init__(self, arch: Architecture):
+        super().__init__()
+        d = arch.event_dim
+        self.arch = arch
+        self.time = mlp(d, d, d)
+        self.truth = mlp(arch.n_particle_features + arch.n_classes, d, d)
+        self.globals = mlp(arch.n_event_features, d, d)
+        self.context = mlp(3 * d, d, d)
+        self.embed = nn.Linear(arch.n_event_features, d)
+        self.blocks = nn.ModuleList(ResidualBlock(d) for _ in range(arch.event_blocks))
+        self.final = FinalLayer(d, arch.n_event_features)
+
+    def condition(self, truth: torch.Tensor, truth_mask: torch.Tensor, truth_event: torch.Tensor) -> torch.Tensor:
+        """The time-independent part of the context (computed once per event)."""
+        return torch.cat([masked_mean(self.truth(truth), truth_mask), self.globals(truth_event)], dim=-1)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        c = self.context(torch.cat([self.time(timestep_embedding(t, self.arch.event_dim)), condition], dim=-1))
+        h = self.embed(x)
+        for block in self.blocks:
+            h = block(h, c)
+        return self.final(h, c)
+
+
+class CrossAttentionBlock(nn.Module):
+    """CA-DiT block: adaLN-zero self-attention, cross-attention to the truth tokens, MLP."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.norms = nn.ModuleList(nn.LayerNorm(dim, elementwise_affine=False) for _ in range(3))
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.self_out = nn.Linear(dim, dim)
+        self.query = nn.Linear(dim, dim)
+        self.key_value = nn.Linear(dim, 2 * dim)
+        self.cross_out = nn.Linear(dim, dim)
+        self.mlp = mlp(dim, 2 * dim, dim)
+        self.ada = nn.Sequential(nn.SiLU(), zero_linear(dim, 9 * dim))
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        return x.view(b, n, self.heads, d // self.heads).transpose(1, 2)
+
+    def _merge(self, x: torch.Tensor) -> torch.Tensor:
+        b, h, n, d = x.shape
+        return x.transpose(1, 2).reshape(b, n, h * d)
+
+    def keys_values(self, truth_tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        key, value = self.key_value(truth_tokens).chunk(2, dim=-1)
+        return self._split(key), self._split(value)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor, mask: torch.Tensor, truth_kv: tuple[torch.Tensor, torch.Tensor],
+                truth_mask: torch.Tensor) -> torch.Tensor:
+        s1, m1, g1, s2, m2, g2, s3, m3, g3 = self.ada(c)[:, None, :].chunk(9, dim=-1)
+        h = self.norms[0](x) * (1 + m1) + s1
+        q, k, v = (self._split(part) for part in self.qkv(h).chunk(3, dim=-1))
+        # every token may attend to itself, so padding rows stay finite and never poison valid rows
+        allowed = mask[:, None, None, :] | torch.eye(mask.shape[1], dtype=torch.bool, device=mask.device)
+        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+        x = x + g1 * self.self_out(self._merge(attended))
+        h = self.norms[1](x) * (1 + m2) + s2
+        attended = F.scaled_dot_product_attention(self._split(self.query(h)), *truth_kv,
+                                                  attn_mask=truth_mask[:, None, None, :])
+        x = x + g2 * self.cross_out(self._merge(attended))
+        h = self.norms[2](x) * (1 + m3) + s3
+        return x + g3 * self.mlp(h)
+
+
+@dataclass
+class TruthCache:
+    """Everything of the PFC network that depends only on the truth event (reused at every ODE step)."""
+
+    kv: list[tuple[torch.Tensor, torch.Tensor]]
+    mask: torch.Tensor
+    globals: torch.Tensor
+
+
+class PFCNet(nn.Module):
+    """Velocity (or v) of the PFC features given the truth set and the event quantities (paper Fig. 4)."""
+
+    def __init__(self, arch: Architecture):
+        super().__init__()
+        d = arch.dim
+        self.arch = arch
+        self.truth = TruthEncoder(arch)
+        self.time = mlp(d, d, d)
+        self.globals = mlp(2 * arch.n_event_features, d, d)
+        self.context = mlp(2 * d, d, d)
+        self.embed = mlp(arch.n_particle_features + arch.n_classes, d, d)
+        self.blocks = nn.ModuleList(CrossAttentionBlock(d, arch.heads) for _ in range(arch.blocks))
+        self.final = FinalLayer(d, arch.n_particle_features)
+
+    def encode(self, truth: torch.Tensor, truth_mask: torch.Tensor, truth_event: torch.Tensor,
+               pfc_event: torch.Tensor) -> TruthCache:
+        tokens, mask = self.truth(truth, truth_mask, truth_event)
+        return TruthCache([block.keys_values(tokens) for block in self.blocks], mask,
+                          self.globals(torch.cat([truth_event, pfc_event], dim=-1)))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, pfc_class: torch.Tensor, pfc_mask: torch.Tensor,
+                cache: TruthCache) -> torch.Tensor:
+        c = self.context(torch.cat([self.time(timestep_embedding(t, self.arch.dim)), cache.globals], dim=-1))
+        h = self.embed(torch.cat([x, pfc_class], dim=-1))
+        for block, kv in zip(self.blocks, cache.kv, strict=True):
+            h = block(h, c, pfc_mask, kv, cache.mask)
+        return self.final(h, c)
+
+
+class Parnassus(nn.Module):
+    """Both networks, saved and loaded together."""
+
+    def __init__(self, arch: Architecture):
+        super().__init__()
+        self.arch = arch
+        self.event = EventNet(arch)
+        self.pfc = PFCNet(arch)

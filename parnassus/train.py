@@ -1,0 +1,247 @@
+"""``parnassus train``: learn a detector from paired events (the card's ``model`` and ``training`` sections).
+
+A plain loop: load the pairs, split train/validation, standardise, then for each step draw a batch (the
+order of an epoch is a permutation seeded by (seed, epoch)), draw times and noise (seeded by (seed, step)),
+and regress both networks on their targets — flow matching: velocity MSE + cosine term (paper eqs. 3-4);
+diffusion: v-prediction MSE — with AdamW or Lion, a cosine learning-rate schedule with warm-up, gradient
+clipping and EMA weights. Losses go to ``training_log.csv``; every ``checkpoint_every`` steps the full state
+(``state.pt``) and the EMA model (``model.safetensors``) are written, so ``--resume`` continues bit-exact.
+Multi-GPU: launched with ``torchrun``, each process trains on its share of every batch and gradients are
+averaged across processes (all-reduce, as DDP does) before each step.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import glob
+import math
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812
+from tqdm import tqdm
+
+from parnassus.card import Card
+from parnassus.errors import CardError
+from parnassus.nn.checkpoint import save_model
+from parnassus.nn.data import Batch, load_pairs, make_batch, normalisation
+from parnassus.nn.features import EVENT_FEATURES, N_CLASSES, PARTICLE_FEATURES
+from parnassus.nn.model import Architecture, Parnassus
+from parnassus.solvers import AffinePath, make_path, sample_time
+
+
+def training_files(card: Card) -> list[Path]:
+    patterns = card.training.files
+    files = sorted({Path(f) for p in patterns for f in glob.glob(str(card.path.parent / p))})
+    if not files:
+        raise CardError(f"{card.path}: training.files: no file matches {', '.join(patterns)}")
+    return files
+
+
+def architecture(card: Card) -> Architecture:
+    m = card.model
+    return Architecture(kind=m.kind, dim=m.dim, blocks=m.blocks, heads=m.heads, event_dim=m.event_dim,
+                        event_blocks=m.event_blocks, truth_blocks=m.truth_blocks,
+                        n_particle_features=len(PARTICLE_FEATURES), n_event_features=len(EVENT_FEATURES),
+                        n_classes=N_CLASSES)
+
+
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    if mask is None:
+        return values.mean()
+    weights = mask.to(values.dtype)
+    return torch.where(mask, values, torch.zeros_like(values)).sum() / weights.sum().clamp(min=1.0)
+
+
+def regression_loss(output: torch.Tensor, target: torch.Tensor, kind: str, mask: torch.Tensor | None = None
+                    ) -> torch.Tensor:
+    """Flow: MSE + (1 - cosine similarity) per token (paper eq. 4); diffusion: MSE on v."""
+    per_item = ((output - target) ** 2).mean(dim=-1)
+    if kind == "flow":
+        per_item = per_item + 1 - F.cosine_similarity(output, target, dim=-1, eps=1e-8)
+    return _masked_mean(per_item, mask)
+
+
+def losses(model: Parnassus, batch: Batch, path: AffinePath, time_power: float, generator: torch.Generator
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(event-level loss, PFC-level loss) of one batch."""
+    kind, device = model.arch.kind, batch.truth.device
+    n = batch.truth.shape[0]
+
+    def noisy(x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        t = sample_time(n, time_power, generator, device=device)
+        eps = torch.randn(x0.shape, generator=generator, device=device)
+        target = path.velocity_target(x0, eps, t) if kind == "flow" else path.v_target(x0, eps, t)
+        return path.interpolate(x0, eps, t), t, target
+
+    x_t, t, target = noisy(batch.pfc_event)
+    condition = model.event.condition(batch.truth, batch.truth_mask, batch.truth_event)
+    event_loss = regression_loss(model.event(x_t, t, condition), target, kind)
+    x_t, t, target = noisy(batch.pfc)
+    cache = model.pfc.encode(batch.truth, batch.truth_mask, batch.truth_event, batch.pfc_event)
+    output = model.pfc(x_t, t, batch.pfc_class, batch.pfc_mask, cache)
+    return event_loss, regression_loss(output, target, kind, batch.pfc_mask)
+
+
+class Lion(torch.optim.Optimizer):
+    """Lion (Chen et al. 2023), the optimiser of the paper: sign of an interpolated momentum."""
+
+    def __init__(self, params, lr: float, betas=(0.9, 0.99), weight_decay: float = 0.0):
+        super().__init__(params, {"lr": lr, "betas": betas, "weight_decay": weight_decay})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["exp_avg"] = torch.zeros_like(p)
+                momentum = state["exp_avg"]
+                p.mul_(1 - group["lr"] * group["weight_decay"])
+                p.add_(torch.sign(momentum * beta1 + p.grad * (1 - beta1)), alpha=-group["lr"])
+                momentum.mul_(beta2).add_(p.grad, alpha=1 - beta2)
+
+
+def learning_rate(step: int, card: Card) -> float:
+    cfg = card.training
+    if step < cfg.warmup_steps:
+        return cfg.learning_rate * (step + 1) / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
+    cosine = 0.5 * (1 + math.cos(math.pi * progress))
+    return cfg.min_learning_rate + (cfg.learning_rate - cfg.min_learning_rate) * cosine
+
+
+def _split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    order = np.random.default_rng([seed, 12345]).permutation(n)
+    n_validation = max(1, int(round(fraction * n))) if n > 1 else 0
+    return np.sort(order[n_validation:]), np.sort(order[:n_validation])
+
+
+def _batch_indices(step: int, n_train: int, batch_size: int, seed: int) -> np.ndarray:
+    """Events of training step ``step``: consecutive slices of a per-epoch permutation (seeded)."""
+    per_epoch = max(1, n_train // batch_size)
+    epoch, position = divmod(step, per_epoch)
+    order = np.random.default_rng([seed, epoch]).permutation(n_train)
+    return order[position * batch_size:(position + 1) * batch_size]
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size) when launched by torchrun, else (0, 1)."""
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+        if not torch.distributed.is_initialized():
+            torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def train(card: Card, output: Path | None = None, resume: bool = False, device: str | None = None,
+          progress: bool = True, max_steps: int | None = None) -> Path:
+    """Train the card's model on its training files; returns the model folder."""
+    if card.model is None or card.training is None:
+        raise CardError(f"{card.path}: training needs the 'model' and 'training' sections")
+    cfg = card.training
+    folder = Path(output) if output is not None else card.generator.checkpoint
+    if folder is None:
+        raise CardError(f"{card.path}: generator.checkpoint: the folder to write the model to")
+    rank, world = _distributed()
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", rank % torch.cuda.device_count())
+    torch.manual_seed(cfg.seed)
+
+    files = training_files(card)
+    truth, pfc = load_pairs(files, card.model.max_truth, card.model.max_pfc)
+    train_index, validation_index = _split(len(truth), cfg.validation_fraction, cfg.seed)
+    train_truth, train_pfc = truth.take(train_index), pfc.take(train_index)
+    validation = (truth.take(validation_index[:512]), pfc.take(validation_index[:512]))
+    norm = normalisation(train_truth, train_pfc)
+    provenance = {"files": [str(f) for f in files], "events": len(truth), "train_events": len(train_index),
+                  "validation_events": len(validation_index), "truncated_truth": truth.truncated,
+                  "truncated_pfc": pfc.truncated, "max_pfc": card.model.max_pfc, "card": card.name,
+                  "model": asdict(card.model), "training": asdict(cfg)}
+
+    model = Parnassus(architecture(card)).to(device)
+    ema = copy.deepcopy(model).eval()
+    for parameter in ema.parameters():
+        parameter.requires_grad_(False)
+    optimizer_class = Lion if cfg.optimizer == "lion" else torch.optim.AdamW
+    optimizer = optimizer_class(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    path = make_path("linear" if card.model.kind == "flow" else "cosine")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+    folder.mkdir(parents=True, exist_ok=True)
+    state_file, log_file = folder / "state.pt", folder / "training_log.csv"
+    start = 0
+    if resume:
+        if not state_file.exists():
+            raise CardError(f"{card.path}: --resume: no training state in {folder}")
+        state = torch.load(state_file, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        optimizer.load_state_dict(state["optimizer"])
+        start = state["step"]
+    elif log_file.exists():
+        log_file.unlink()
+    steps = cfg.steps if max_steps is None else min(cfg.steps, max_steps)
+    per_rank = max(1, cfg.batch_size // world)
+
+    def evaluate() -> tuple[float, float]:
+        generator = torch.Generator(device=device).manual_seed(cfg.seed)
+        batch = make_batch(*validation, norm, np.random.default_rng(cfg.seed)).to(device)
+        with torch.no_grad(), autocast:
+            event_loss, pfc_loss = losses(ema, batch, path, cfg.time_power, generator)
+        return float(event_loss), float(pfc_loss)
+
+    began = time.perf_counter()
+    with open(log_file, "a", newline="") as handle, tqdm(total=steps, initial=start, disable=not progress or rank,
+                                                          unit="step") as bar:
+        log = csv.writer(handle)
+        if start == 0:
+            log.writerow(["step", "learning_rate", "event_loss", "pfc_loss", "validation_event_loss",
+                          "validation_pfc_loss", "seconds"])
+        for step in range(start, steps):
+            index = _batch_indices(step, len(train_index), cfg.batch_size, cfg.seed)
+            index = index[rank * per_rank:(rank + 1) * per_rank]
+            batch = make_batch(train_truth.take(index), train_pfc.take(index), norm,
+                               np.random.default_rng([cfg.seed, step, rank])).to(device)
+            generator = torch.Generator(device=device).manual_seed(cfg.seed * 1_000_003 + step * 101 + rank)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(step, card)
+            with autocast:
+                event_loss, pfc_loss = losses(model, batch, path, cfg.time_power, generator)
+            optimizer.zero_grad(set_to_none=True)
+            (event_loss + pfc_loss).backward()
+            if world > 1:
+                for parameter in model.parameters():
+                    if parameter.grad is not None:
+                        torch.distributed.all_reduce(parameter.grad)
+                        parameter.grad /= world
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.gradient_clip)
+            optimizer.step()
+            with torch.no_grad():
+                for e, p in zip(ema.parameters(), model.parameters(), strict=True):
+                    e.lerp_(p, 1 - cfg.ema_decay)
+            bar.update(1)
+            event_loss, pfc_loss = event_loss.item(), pfc_loss.item()
+            bar.set_postfix(event=f"{event_loss:.3f}", pfc=f"{pfc_loss:.3f}")
+            done = step + 1
+            validation_losses = evaluate() if done % cfg.validate_every == 0 or done == steps else ("", "")
+            if rank == 0:
+                log.writerow([done, learning_rate(step, card), event_loss, pfc_loss, *validation_losses,
+                              round(time.perf_counter() - began, 1)])
+            if rank == 0 and (done % cfg.checkpoint_every == 0 or done == steps):
+                handle.flush()
+                provenance["steps"] = done
+                save_model(ema, norm, card, provenance, folder)
+                torch.save({"model": model.state_dict(), "ema": ema.state_dict(),
+                            "optimizer": optimizer.state_dict(), "step": done}, folder / "state.pt.part")
+                (folder / "state.pt.part").replace(state_file)
+    return folder
