@@ -103,6 +103,29 @@ def dataset(spec: str, output: str | None, workers: int, only: tuple[str, ...]) 
         raise click.ClickException(str(error)) from None
 
 
+@main.command()
+@click.option("--card", "card_path", required=True, type=click.Path(dir_okay=False),
+              help="Card with model and training sections (e.g. cards/cms2011.yaml).")
+@click.option("--out", "output", type=click.Path(file_okay=False), default=None,
+              help="Model folder (default: the card's generator.checkpoint).")
+@click.option("--resume", is_flag=True, help="Continue from the folder's state.pt (bit-exact).")
+@click.option("--device", default=None, help="cpu, cuda, ... (default: cuda if available).")
+@click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Stop after this step (resumable).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train(card_path: str, output: str | None, resume: bool, device: str | None, max_steps: int | None,
+          quiet: bool) -> None:
+    """Learn a detector from the paired events named in the card's training section."""
+    from parnassus.card import load_card
+    from parnassus.train import train as train_model
+
+    try:
+        folder = train_model(load_card(card_path), output, resume=resume, device=device, progress=not quiet,
+                             max_steps=max_steps)
+    except ParnassusError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"model -> {folder}", err=True)
+
+
 @main.command("pileup-pool")
 @click.argument("input_path", metavar="INPUT", type=click.Path(allow_dash=True))
 @click.option("-n", "--events", "n_events", type=click.IntRange(min=1), required=True,

@@ -233,7 +233,7 @@ def train(card: Card, output: Path | None = None, resume: bool = False, device: 
             event_loss, pfc_loss = event_loss.item(), pfc_loss.item()
             bar.set_postfix(event=f"{event_loss:.3f}", pfc=f"{pfc_loss:.3f}")
             done = step + 1
-            validation_losses = evaluate() if done % cfg.validate_every == 0 or done == steps else ("", "")
+            validation_losses = evaluate() if done % cfg.validate_every == 0 or done == cfg.steps else ("", "")
             if rank == 0:
                 log.writerow([done, learning_rate(step, card), event_loss, pfc_loss, *validation_losses,
                               round(time.perf_counter() - began, 1)])

@@ -1,0 +1,143 @@
+import csv
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from parnassus.card import load_card
+from parnassus.errors import CardError
+from parnassus.events import RunCounts
+from parnassus.generators import make_generator
+from parnassus.io.hepmc import HepMCReader
+from parnassus.nn.features import counts_from_samples
+from parnassus.run import run
+from parnassus.solvers import evaluations
+from parnassus.train import train
+
+from .conftest import EXAMPLE, ROOT
+
+CARD = ROOT / "cards" / "cms2011.yaml"
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory) -> Path:
+    """200 paired events (parametric generator on Pythia ttbar) as training data."""
+    path = tmp_path_factory.mktemp("pairs") / "pairs.root"
+    run(load_card(ROOT / "cards" / "delphes_cms_like.yaml"), ROOT / "examples" / "ttbar_7TeV.cmnd", path,
+        max_events=200, seed=3, progress=False)
+    return path
+
+
+def tiny_card(folder: Path, pairs: Path, **training) -> Path:
+    data = yaml.safe_load(CARD.read_text())
+    data["generator"]["checkpoint"] = str(folder / "model")
+    data["model"].update(dim=16, blocks=1, heads=2, event_dim=32, event_blocks=1)
+    data["training"].update({"files": [str(pairs)], "steps": 80, "batch_size": 16, "warmup_steps": 5,
+                             "checkpoint_every": 20, "validate_every": 20, "learning_rate": 3e-3,
+                             "validation_fraction": 0.1, "ema_decay": 0.9, **training})
+    data["sampling"].update(batch_size=8, steps=3)
+    path = folder / "card.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, pairs) -> Path:
+    folder = tmp_path_factory.mktemp("trained")
+    card = tiny_card(folder, pairs)
+    train(load_card(card), progress=False)
+    return card
+
+
+def read_log(folder: Path) -> list[dict]:
+    with open(folder / "training_log.csv") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_training_loss_decreases_and_is_logged(trained):
+    rows = read_log(load_card(trained).generator.checkpoint)
+    assert [int(r["step"]) for r in rows] == list(range(1, 81))
+    losses = np.array([float(r["event_loss"]) + float(r["pfc_loss"]) for r in rows])
+    assert losses[-20:].mean() < 0.9 * losses[:10].mean()
+    validation = [float(r["validation_pfc_loss"]) for r in rows if r["validation_pfc_loss"]]
+    assert len(validation) == 4 and validation[-1] < validation[0]
+
+
+def test_resume_is_bit_exact(tmp_path, pairs):
+    (tmp_path / "a").mkdir()
+    straight = tiny_card(tmp_path / "a", pairs, steps=30, checkpoint_every=10)
+    train(load_card(straight), progress=False)
+    (tmp_path / "b").mkdir()
+    resumed = tiny_card(tmp_path / "b", pairs, steps=30, checkpoint_every=10)
+    train(load_card(resumed), progress=False, max_steps=10)
+    train(load_card(resumed), progress=False, resume=True)
+    a = load_file(tmp_path / "a" / "model" / "model.safetensors")
+    b = load_file(tmp_path / "b" / "model" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert read_log(tmp_path / "a" / "model") == [
+        {**row, "seconds": a_row["seconds"]} for row, a_row in zip(read_log(tmp_path / "b" / "model"),
+                                                                   read_log(tmp_path / "a" / "model"), strict=True)]
+
+
+def test_neural_run_writes_candidates_reproducibly(trained, tmp_path):
+    card = load_card(trained)
+    first, again = tmp_path / "a.root", tmp_path / "b.root"
+    run(card, EXAMPLE, first, max_events=10, progress=False)
+    run(card, EXAMPLE, again, max_events=10, progress=False)
+    import uproot
+
+    a = uproot.open(first)["Delphes"].arrays(["ParticleFlowCandidate.PT", "ParticleFlowCandidate.Class",
+                                              "ParticleFlowCandidate.Eta", "ScalarHT.HT"])
+    b = uproot.open(again)["Delphes"].arrays(["ParticleFlowCandidate.PT"])
+    assert ak.to_list(a["ParticleFlowCandidate.PT"]) == ak.to_list(b["ParticleFlowCandidate.PT"])
+    assert ak.all(ak.num(a["ParticleFlowCandidate.PT"]) > 0)
+    assert ak.all(a["ParticleFlowCandidate.PT"] >= 1.0) and ak.all(abs(a["ParticleFlowCandidate.Eta"]) <= 2.7)
+    assert set(ak.flatten(a["ParticleFlowCandidate.Class"]).tolist()) <= {0, 1, 2, 3, 4}
+
+
+def test_card_and_checkpoint_must_agree(trained, tmp_path):
+    data = yaml.safe_load(Path(trained).read_text())
+    data["truth"]["pt_min"] = 0.5
+    mismatched = tmp_path / "mismatch.yaml"
+    mismatched.write_text(yaml.safe_dump(data))
+    with pytest.raises(CardError, match=r"truth.pt_min: the model in .* was trained with 0.25, the card says 0.5"):
+        make_generator(load_card(mismatched))
+    data["truth"]["pt_min"] = 0.25
+    data["generator"]["checkpoint"] = str(tmp_path / "nothing")
+    mismatched.write_text(yaml.safe_dump(data))
+    with pytest.raises(CardError, match="no trained model at"):
+        make_generator(load_card(mismatched))
+
+
+@pytest.mark.parametrize("solver, steps", [("euler", 3), ("heun", 2), ("dpmpp2m", 4), ("pndm", 5)])
+def test_card_solver_and_steps_are_honoured(trained, tmp_path, solver, steps):
+    data = yaml.safe_load(Path(trained).read_text())
+    data["sampling"].update(solver=solver, steps=steps)
+    path = tmp_path / "solver.yaml"
+    path.write_text(yaml.safe_dump(data))
+    generator = make_generator(load_card(path))
+    calls = {"event": 0, "pfc": 0}
+    generator.model.event.register_forward_hook(lambda *a: calls.__setitem__("event", calls["event"] + 1))
+    generator.model.pfc.register_forward_hook(lambda *a: calls.__setitem__("pfc", calls["pfc"] + 1))
+    batch = next(iter(HepMCReader(EXAMPLE, load_card(path).truth, 4, RunCounts(), max_events=4)))
+    generator(batch, 1)
+    assert calls == {"event": evaluations(solver, steps), "pfc": evaluations(solver, steps)}
+
+
+def test_multiplicities_are_dequantised_without_rounding_artefacts():
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(7.3, 200_000)
+    continuous = counts + rng.random(counts.shape)  # what the event network learns to sample
+    recovered = counts_from_samples(continuous)
+    assert np.array_equal(recovered, counts)
+    # a smooth sample of the dequantised density (jittered within each unit bin) gives the same pmf:
+    smooth = continuous + rng.normal(0, 0.05, counts.shape)
+    pmf = np.bincount(counts, minlength=30)[:30] / len(counts)
+    sampled = np.bincount(counts_from_samples(smooth), minlength=30)[:30] / len(counts)
+    assert np.abs(pmf - sampled).max() < 0.01
+    assert abs(counts_from_samples(smooth).mean() - counts.mean()) < 0.01
+    assert abs(np.round(continuous).mean() - counts.mean()) > 0.45  # rounding instead of flooring shifts by 1/2
