@@ -183,3 +183,38 @@ def convert(card_path: str, input_path: str, output_path: str, max_events: int |
         click.echo("interrupted: no output written", err=True)
         sys.exit(130)
     click.echo(_summary(counts, time.perf_counter() - start, output_path), err=True)
+
+
+@main.command()
+@click.option("--target", "target_path", required=True, type=click.Path(dir_okay=False),
+              help="The reference file (e.g. refsim output); the candidates are compared with it.")
+@click.argument("candidates", metavar="CANDIDATE...", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Report directory (index.md, metrics.json, plots/).")
+@click.option("--label", "labels", multiple=True,
+              help="Label of a file, once per file, target first (default: the file names).")
+@click.option("-n", "--max-events", type=click.IntRange(min=2), default=None, help="Compare the first N events.")
+@click.option("--replicas", type=click.IntRange(min=2), default=20, show_default=True, help="Bootstrap replicas.")
+@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the bootstrap.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def validate(target_path: str, candidates: tuple[str, ...], out_dir: str, labels: tuple[str, ...],
+             max_events: int | None, replicas: int, seed: int, quiet: bool) -> None:
+    """Fidelity report: CANDIDATE files against --target, all holding the same truth events.
+
+    Spectra and residuals w.r.t. truth at event, jet and particle level, Hungarian matching, class
+    confusion, 1-Wasserstein distances with noise floor and bootstrap uncertainties: plots, metrics.json
+    and index.md in --out.
+    """
+    from parnassus.validate import validate as make_report
+
+    try:
+        results = make_report(target_path, list(candidates), out_dir, labels=list(labels) or None,
+                              max_events=max_events, replicas=replicas, seed=seed, progress=not quiet)
+    except ParnassusError as error:
+        raise click.ClickException(str(error)) from None
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    closest = ", ".join(f"{label} {n}" for label, n in results["summary"]["closest_count"].items())
+    click.echo(f"{results['events']} events; closest to the target on {len(results['observables'])} "
+               f"observables: {closest}; {results['seconds']:.1f} s -> {out_dir}/index.md", err=True)
