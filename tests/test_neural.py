@@ -141,3 +141,17 @@ def test_multiplicities_are_dequantised_without_rounding_artefacts():
     assert np.abs(pmf - sampled).max() < 0.01
     assert abs(counts_from_samples(smooth).mean() - counts.mean()) < 0.01
     assert abs(np.round(continuous).mean() - counts.mean()) > 0.45  # rounding instead of flooring shifts by 1/2
+
+
+def test_candidates_are_projected_onto_the_sampled_ht_and_met(trained):
+    generator = make_generator(load_card(trained))
+    rng = np.random.default_rng(2)
+    totals = np.array([40, 7, 120])
+    features = rng.normal(0, 1, (totals.sum(), 8))
+    features[:, 0] = rng.normal(-4, 1, totals.sum())
+    events = np.column_stack([[30.0, -5.0, 2.0], [-12.0, 40.0, 0.0], np.log([400.0, 90.0, 1500.0])])
+    pfcs = generator._decode(features, rng.integers(0, 5, totals.sum()), totals, events)
+    np.testing.assert_allclose(ak.to_numpy(ak.sum(pfcs.pt, axis=1)), [400.0, 90.0, 1500.0], rtol=0.02)
+    np.testing.assert_allclose(ak.to_numpy(-ak.sum(pfcs.px, axis=1)), events[:, 0], atol=1.0)  # up to the pT floor
+    np.testing.assert_allclose(ak.to_numpy(-ak.sum(pfcs.py, axis=1)), events[:, 1], atol=1.0)
+    assert ak.num(pfcs).tolist() == totals.tolist()
