@@ -1,4 +1,5 @@
-"""Model folders: ``model.safetensors`` (EMA weights) whose metadata holds everything needed to use them.
+"""Model folders: ``model.safetensors`` (the EMA weights; with ema_decay 0 the final ones) with metadata that
+holds everything needed to use them.
 
 Metadata (JSON under the key ``parnassus``): format version, architecture, feature definitions,
 normalisation, the truth and output cuts the model was trained with, and the training-data provenance.
