@@ -61,8 +61,8 @@ def open_stream(path: str | Path) -> BinaryIO:
     return raw
 
 
-class HepMCReader:
-    """Iterate over a HepMC3 ASCII input in :class:`TruthBatch` es of at most ``batch_size`` events."""
+class TruthReader:
+    """What every truth reader holds: its input, cuts, batch size, event range, counts and warnings."""
 
     def __init__(self, path: str | Path, cuts: TruthCuts, batch_size: int, counts: RunCounts,
                  max_events: int | None = None, skip: int = 0):
@@ -73,8 +73,16 @@ class HepMCReader:
         self.max_events = max_events
         self.skip = skip
         self.warnings: list[str] = []
-        self._header = b""
         self._select_truth = TruthSelector(cuts, counts)
+
+
+class HepMCReader(TruthReader):
+    """Iterate over a HepMC3 ASCII input in :class:`TruthBatch` es of at most ``batch_size`` events."""
+
+    def __init__(self, path: str | Path, cuts: TruthCuts, batch_size: int, counts: RunCounts,
+                 max_events: int | None = None, skip: int = 0):
+        super().__init__(path, cuts, batch_size, counts, max_events, skip)
+        self._header = b""
         self._open()
 
     # -- text level -------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import pyhepmc
 from parnassus.card import TruthCuts
 from parnassus.errors import InputError
 from parnassus.events import RunCounts, TruthBatch
-from parnassus.io.hepmc import TruthSelector, to_truth_batch
+from parnassus.io.hepmc import TruthReader, to_truth_batch
 
 MAX_SEED = 900_000_000  # Pythia's Random:seed range is 1..900000000; 0 would mean "seed from the clock"
 
@@ -116,7 +116,7 @@ def write_hepmc(cmnd: str | Path, n_events: int, output: str | Path, seed: int =
     return written
 
 
-class PythiaReader:
+class PythiaReader(TruthReader):
     """Generate events from a Pythia ``.cmnd`` card in :class:`TruthBatch` es of at most ``batch_size`` events.
 
     The interface of :class:`~parnassus.io.hepmc.HepMCReader`, with the same truth cuts and counts, for
@@ -128,16 +128,9 @@ class PythiaReader:
 
     def __init__(self, path: str | Path, cuts: TruthCuts, batch_size: int, counts: RunCounts,
                  max_events: int | None = None, skip: int = 0, seed: int = 1):
-        self.path = str(path)
         if max_events is None:
-            raise InputError(f"{self.path}: a Pythia card needs -n/--max-events")
-        self.cuts = cuts
-        self.batch_size = batch_size
-        self.counts = counts
-        self.max_events = max_events
-        self.skip = skip
-        self.warnings: list[str] = []
-        self._select_truth = TruthSelector(cuts, counts)
+            raise InputError(f"{path}: a Pythia card needs -n/--max-events")
+        super().__init__(path, cuts, batch_size, counts, max_events, skip)
         self._failures = 0
         self._pythia = make_pythia(path, seed)  # initialise now, so a bad card fails before any output is made
         self._is_hadron: dict[int, bool] = {}
