@@ -11,7 +11,7 @@ CHARGED_HADRON, ELECTRON, MUON, NEUTRAL_HADRON, PHOTON = range(5)
 CLASS_NAMES = ("charged_hadron", "electron", "muon", "neutral_hadron", "photon")
 
 # Representative PDG id and mass (GeV) written for a reconstructed candidate of each class.
-CLASS_PID = np.array([211, -11, -13, 130, 22], dtype=np.int32)  # signed by charge for charged classes
+CLASS_PID = np.array([211, -11, -13, 130, 22], dtype=np.int32)  # positive charge for the charged classes
 CLASS_MASS = np.array([0.13957039, 0.00051099895, 0.1056583755, 0.0, 0.0])
 
 
@@ -41,5 +41,5 @@ def charge_and_class(pids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def candidate_pid(classes: np.ndarray, charges: np.ndarray) -> np.ndarray:
     """PDG id written for reconstructed candidates: 211/-211, 11/-11, 13/-13, 130, 22."""
-    pid = CLASS_PID[classes]
-    return np.where(charges != 0, np.abs(pid) * np.where(pid < 0, -1, 1) * np.sign(charges), pid).astype(np.int32)
+    pid = CLASS_PID[classes]  # the id of the positive particle, so the charge's sign gives the id's sign
+    return np.where(charges != 0, pid * np.sign(charges), pid).astype(np.int32)

@@ -19,6 +19,9 @@ from parnassus.errors import InputError
 from parnassus.nn.features import N_CLASSES, Normalisation, event_features, particle_features, safe_std, standardise
 from parnassus.pdg import charge_and_class
 
+# mean of the dequantisation noise added to each class count (none on MET x/y and log HT)
+DEQUANTISATION_MEAN = np.concatenate([np.zeros(3), np.full(N_CLASSES, 0.5)])
+
 BRANCHES = [f"Particle.{leaf}" for leaf in ("PT", "Eta", "Phi", "X", "Y", "Z", "PID")] + [
     f"ParticleFlowCandidate.{leaf}" for leaf in ("PT", "Eta", "Phi", "X", "Y", "Z", "Charge", "Class")]
 
@@ -96,7 +99,7 @@ def load_pairs(paths: list[Path], max_truth: int, max_pfc: int) -> tuple[Particl
 def normalisation(truth: ParticleSets, pfc: ParticleSets) -> Normalisation:
     """Standardisation statistics of the training data; counts get their dequantisation mean (+0.5)."""
     events = np.concatenate([pfc.events, truth.events])
-    events = events + np.concatenate([np.zeros(3), np.full(N_CLASSES, 0.5)])
+    events = events + DEQUANTISATION_MEAN
     return Normalisation(truth_mean=truth.features.mean(axis=0), truth_std=safe_std(truth.features),
                          pfc_mean=pfc.features.mean(axis=0), pfc_std=safe_std(pfc.features),
                          event_mean=events.mean(axis=0).astype(np.float32), event_std=safe_std(events))
@@ -131,7 +134,7 @@ class Batch:
 def truth_inputs(truth: ParticleSets, norm: Normalisation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Padded truth tokens (features ⊕ class one-hot), mask and standardised truth event quantities."""
     features, one_hot, mask = pad(truth, norm.truth_mean, norm.truth_std)
-    events = truth.events + np.concatenate([np.zeros(3), np.full(N_CLASSES, 0.5)])
+    events = truth.events + DEQUANTISATION_MEAN
     return (np.concatenate([features, one_hot], axis=-1), mask,
             standardise(events, norm.event_mean, norm.event_std))
 
