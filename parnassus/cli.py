@@ -133,11 +133,15 @@ def train(card_path: str, output: str | None, resume: bool, device: str | None, 
 @click.argument("output_path", metavar="OUTPUT", type=click.Path(dir_okay=False))
 @click.option("--seed", type=int, default=1, help="Pythia seed (for a .cmnd INPUT).")
 def pileup_pool(input_path: str, n_events: int, output_path: str, seed: int) -> None:
-    """Store N minimum-bias events of INPUT (.cmnd card or HepMC3) as a refsim pileup pool (.npz)."""
+    """Store N minimum-bias events of INPUT (.cmnd card or HepMC3) as a refsim pileup pool (.npz).
+
+    Missing folders of OUTPUT are made. A refsim card makes its pool itself when it is missing (its pileup
+    section names the source, events and seed); this command makes one by hand.
+    """
     from parnassus.refsim.pileup import make_pool
 
     try:
-        written = make_pool(input_path, n_events, output_path, seed)
+        written = make_pool(input_path, n_events, output_path, seed, progress=True)
     except ParnassusError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"{written} minimum-bias events -> {output_path}", err=True)

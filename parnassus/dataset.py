@@ -1,7 +1,8 @@
 """``parnassus dataset``: reproducible production of training and test pairs with refsim.
 
-A dataset spec (YAML, e.g. ``cards/dataset_cms2011.yaml``) names the refsim card, the pileup pool to make
-first, and the samples: a Pythia card (or HepMC3 file), a number of events and a seed each. Every sample
+A dataset spec (YAML, e.g. ``cards/dataset_cms2011.yaml``) names the refsim card and the samples: a Pythia
+card (or HepMC3 file), a number of events and a seed each. The card's pileup pool is made first if it is
+missing (as the card's pileup section says), so the parallel chunks never race to make it. Every sample
 is cut into chunks of ``chunk_events``; each chunk is one ``run`` of the card, seeded with
 ``seed * 100000 + chunk``, written atomically to ``OUT/<sample>/<sample>_<chunk>.root``. Chunks run in
 parallel processes; a chunk whose file exists is done, so an interrupted production resumes where it stopped.
@@ -29,20 +30,11 @@ class Sample:
 
 
 @dataclass
-class PoolSpec:
-    source: Path  # minimum-bias Pythia card or HepMC3 file
-    events: int
-    output: str  # where the refsim card expects the pool, relative to the spec
-    seed: int = 1
-
-
-@dataclass
 class DatasetSpec:
     card: Path  # the refsim card
     output: str  # directory, relative to the spec
     samples: list[Sample]
     chunk_events: int = 2000
-    pileup_pool: PoolSpec | None = None
 
 
 @dataclass
@@ -90,21 +82,18 @@ def _run_chunk(card_path: str, chunk: Chunk) -> tuple[Chunk, int, float]:
 
 def produce(spec_path: str | Path, output: str | Path | None = None, workers: int = 2,
             only: list[str] | None = None, log=print) -> int:
-    """Make the pileup pool (if missing) and every missing chunk; returns the number of chunks made."""
-    from parnassus.refsim.pileup import make_pool
+    """Make the card's pileup pool (if missing) and every missing chunk; returns the number of chunks made."""
+    from parnassus.refsim.pileup import ensure_pool
 
     spec_path = Path(spec_path)
     spec = load_spec(spec_path)
     base = spec_path.parent
-    if spec.pileup_pool is not None:
-        pool = (base / spec.pileup_pool.output).resolve()
-        if not pool.exists():
-            pool.parent.mkdir(parents=True, exist_ok=True)
-            log(f"pileup pool: {spec.pileup_pool.events} events of {spec.pileup_pool.source.name} -> {pool}")
-            make_pool(spec.pileup_pool.source, spec.pileup_pool.events, pool, spec.pileup_pool.seed)
     card = load_card(spec.card)
     if card.generator.kind != "refsim":
         raise CardError(f"{spec.card}: generator.kind: a dataset needs a refsim card")
+    pileup = card.generator.refsim.pileup
+    if pileup is not None and card.generator.refsim.effects.pileup and pileup.mu > 0:
+        ensure_pool(pileup)  # once, here: the worker processes then only read it
     output = Path(output) if output is not None else (base / spec.output).resolve()
     chunks = plan(spec, output, only)
     todo = [c for c in chunks if not c.path.exists()]

@@ -79,6 +79,28 @@ def eta_phi(px: np.ndarray, py: np.ndarray, pz: np.ndarray) -> tuple[np.ndarray,
     return pt, eta, np.arctan2(py, px)
 
 
+def primary_vertices(event: np.ndarray, charge: np.ndarray, x: np.ndarray, y: np.ndarray, z: np.ndarray,
+                     n_events: int) -> np.ndarray:
+    """(x, y, z) of each event's hard-scatter vertex, shape (n_events, 3), from flat particle columns.
+
+    Each coordinate is the median (a middle value) of the production points of the event's charged
+    particles, of all its particles if none is charged, and 0 for an event without particles.
+    """
+    event = np.asarray(event, dtype=np.int64)
+    charged = np.asarray(charge) != 0
+    result = np.zeros((n_events, 3))
+    for column, values in enumerate((x, y, z)):
+        values = np.asarray(values, dtype=np.float64)
+        for use in (np.ones(len(event), dtype=bool), charged):  # charged particles where an event has any
+            order = np.lexsort((values[use], event[use]))
+            sorted_event, sorted_values = event[use][order], values[use][order]
+            counts = np.bincount(sorted_event, minlength=n_events)
+            starts = np.cumsum(counts) - counts
+            has = counts > 0
+            result[has, column] = sorted_values[starts[has] + counts[has] // 2]
+    return result
+
+
 def make_pfcs(counts: np.ndarray, pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, charge: np.ndarray,
               cls: np.ndarray, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> ak.Array:
     """Build the jagged PFC array from flat columns, adding mass, energy and Cartesian momentum by class."""

@@ -61,7 +61,7 @@ def test_unidentified_leptons_become_charged_hadrons_and_lost_tracks_go_to_calor
     out = gen(batch_of([211, 11, 13], [50.0, 50.0, 50.0], [0.1, 0.5, 1.0]), seed=3)[0]
     # no tracks: the pion becomes a neutral hadron, the electron a photon, the muon is lost
     assert sorted(out.cls.tolist()) == [NEUTRAL_HADRON, PHOTON]
-    assert out.charge.tolist() == [0, 0] and out.z.tolist() == [0.0, 0.0]
+    assert out.charge.tolist() == [0, 0] and out.z.tolist() == [5.0, 5.0]  # at the primary vertex
     gen = generator(identification_efficiency={"electron": "0.0", "muon": "0.0"},
                     tracking_efficiency={"charged_hadron": "1.0", "electron": "1.0", "muon": "1.0"})
     out = gen(batch_of([11, 13], [50.0, 50.0], [0.1, 0.5]), seed=3)[0]
@@ -105,3 +105,21 @@ def test_same_seed_same_output_other_seed_differs():
 def test_empty_batch():
     out = generator()(TruthBatch.empty(), seed=0)
     assert len(out) == 0 and "pt" in out.fields
+
+
+def test_calorimeter_candidates_sit_at_the_primary_vertex(tmp_path):
+    from parnassus.events import RunCounts
+    from parnassus.io.hepmc import HepMCReader
+
+    from .conftest import SIMPLE_EVENT, make_event, write_events
+
+    path = write_events(tmp_path / "displaced.hepmc",
+                        [make_event(i, SIMPLE_EVENT, vertex=(0.01, -0.02, 30.0, 0.0)) for i in range(3)])
+    batch = next(iter(HepMCReader(path, load_card(CARD).truth, 10, RunCounts())))
+    out = ak.flatten(generator(tracking_efficiency={"charged_hadron": "0.5", "electron": "0.5", "muon": "0.5"})(
+        batch, seed=1))
+    neutral, charged = out[out.charge == 0], out[out.charge != 0]
+    assert len(neutral) >= 6 and len(charged) > 0
+    for name, value in zip("xyz", (0.01, -0.02, 30.0), strict=True):
+        np.testing.assert_allclose(ak.to_numpy(neutral[name]), value)
+        np.testing.assert_allclose(ak.to_numpy(charged[name]), value)

@@ -170,6 +170,18 @@ def _four_leptons(particles: ak.Array) -> ak.Array:
 CARD_CHECKS["ggH_ZZ_4l_7TeV.cmnd"] = (8, TruthCuts(eta_max=10.0), _four_leptons)
 
 
+def _leptons(particles: ak.Array, pids: tuple[int, ...], pt_min: float) -> ak.Array:
+    """Per event, the number of final-state particles above ``pt_min`` with |pid| in ``pids``."""
+    return sum(ak.sum((abs(particles.pid) == pid) & (particles.pt > pt_min), axis=1) for pid in pids)
+
+
+# Z/gamma* -> ee, mumu, tautau: two electrons, muons or tau neutrinos (a tau's trace) above 3 GeV;
+# W -> l nu: a neutrino above 10 GeV
+EVERYTHING = TruthCuts(eta_max=10.0, drop_pids=[])
+CARD_CHECKS["dy_ll_7TeV.cmnd"] = (8, EVERYTHING, lambda p: _leptons(p, (11, 13, 16), 3.0) >= 2)
+CARD_CHECKS["wjets_lnu_7TeV.cmnd"] = (8, EVERYTHING, lambda p: _leptons(p, (12, 14, 16), 10.0) >= 1)
+
+
 @pytest.mark.parametrize("cmnd", EXAMPLE_CARDS, ids=lambda path: path.stem)
 def test_example_cards_generate_events(cmnd):
     n_events, cuts, check = CARD_CHECKS[cmnd.name]

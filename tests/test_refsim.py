@@ -1,4 +1,5 @@
 import dataclasses
+import math
 from pathlib import Path
 
 import awkward as ak
@@ -7,7 +8,7 @@ import pytest
 import yaml
 
 from parnassus.card import load_card
-from parnassus.events import RunCounts
+from parnassus.events import TRUTH_FIELDS, RunCounts, TruthBatch
 from parnassus.formula import Formula
 from parnassus.io.hepmc import HepMCReader
 from parnassus.pdg import CHARGED_HADRON, ELECTRON, MUON, NEUTRAL_HADRON, PHOTON, charge_and_class
@@ -19,7 +20,7 @@ from parnassus.refsim.pileup import PileupPool, write_pool
 from parnassus.refsim.simulation import ReferenceSimulation
 from parnassus.refsim.tracker import Tracks, decays_in_flight, propagate, reconstruct_tracks
 
-from .conftest import EXAMPLE, ROOT
+from .conftest import EXAMPLE, ROOT, SIMPLE_EVENT, make_event, write_events
 
 REFSIM_CARD = ROOT / "cards" / "refsim_cms2011.yaml"
 ALL_EFFECTS = [f.name for f in dataclasses.fields(Effects)]
@@ -213,7 +214,7 @@ def test_particle_flow_energy_bookkeeping(tmp_path):
     ecal = _clusters([0, 0], [3.0, 7.0], [0.01, 1.0], [0.0, 1.0])  # one linked, one alone
     hcal = _clusters([0, 0], [30.0, 12.0], [0.02, -1.0], [0.0, -2.0])  # one linked, one alone
     out = reconstruct(track, (np.zeros(1), np.zeros(1)), (np.zeros(1), np.zeros(1)), ecal, hcal, flow, calo,
-                      np.zeros(1), np.random.default_rng(0))
+                      np.zeros((1, 3)), np.random.default_rng(0))
     energy = out.pt * np.cosh(out.eta)
     by_class = {int(k): sorted(energy[out.cls == k].round(6).tolist()) for k in np.unique(out.cls)}
     # block: 3 + 30 = 33 GeV of calorimeter energy for a 10 GeV track -> 23 GeV excess: photon 3, hadron 20
@@ -224,7 +225,7 @@ def test_particle_flow_energy_bookkeeping(tmp_path):
     # the same block with a 33 GeV track: no excess, no neutral
     track.pt[:] = 33.0
     out = reconstruct(track, (np.zeros(1), np.zeros(1)), (np.zeros(1), np.zeros(1)), ecal, hcal, flow, calo,
-                      np.zeros(1), np.random.default_rng(0))
+                      np.zeros((1, 3)), np.random.default_rng(0))
     assert sorted(out.cls.tolist()) == sorted([CHARGED_HADRON, PHOTON, NEUTRAL_HADRON])  # only the lone clusters
 
 
@@ -281,3 +282,144 @@ def test_refsim_command(tmp_path, pool):
                             str(ROOT / "cards" / "delphes_cms_like.yaml"), str(EXAMPLE), str(output)],
                            capture_output=True, text=True)
     assert wrong.returncode != 0 and "expected 'refsim'" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
+# ---- regressions ----------------------------------------------------------------------------------------
+
+NO_VERTEX = np.zeros((1, 3))  # primary vertex of the one event of hand-made inputs
+
+
+def _no_particles(n_events: int) -> TruthBatch:
+    none = np.zeros(0)
+    return TruthBatch.from_columns(np.zeros(n_events), dict.fromkeys(TRUTH_FIELDS, none), np.arange(n_events),
+                                   np.ones(n_events), np.arange(n_events))
+
+
+def test_simulation_leaves_the_truth_batch_untouched(tmp_path):
+    card = card_with(tmp_path, pool=None)
+    batch = next(iter(HepMCReader(EXAMPLE, card.truth, 5, RunCounts(), max_events=5)))
+    columns = [(array, name) for array in (batch.particles, batch.final_state) for name in ("px", "pz", "e")]
+    before = [ak.to_numpy(ak.flatten(array[name])).copy() for array, name in columns]
+    sim = ReferenceSimulation(card.generator.refsim, card.output)
+    first = sim(batch, 3)
+    for (array, name), values in zip(columns, before, strict=True):
+        np.testing.assert_array_equal(ak.to_numpy(ak.flatten(array[name])), values)
+    assert ak.to_list(sim(batch, 3)) == ak.to_list(first)
+
+
+def test_track_curvature_is_signed(tmp_path):
+    refsim = params(tmp_path)
+    refsim = dataclasses.replace(refsim, tracking=dataclasses.replace(
+        refsim.tracking, efficiency=Formula("1.0"), pt_resolution=Formula("0.8")))
+    effects = dataclasses.replace(refsim.effects, fake_tracks=False, track_merging=False, decays_in_flight=False)
+    n = 4000
+    p = particles_of([211] * n, np.full(n, 1000.0), np.linspace(-2, 2, n), np.linspace(-3, 3, n))
+    tracks = _tracks(p, refsim, effects)
+    assert len(tracks) == n and np.all(np.isfinite(tracks.pt)) and np.all(np.abs(tracks.charge) == 1)
+    # the measured curvature q/pT (in units of the true one) is Gaussian: it changes sign below -1 / 0.8 sigma
+    curvature = tracks.charge / tracks.pt * 1000.0
+    assert np.mean(curvature) == pytest.approx(1.0, abs=0.05) and np.std(curvature) == pytest.approx(0.8, rel=0.05)
+    flipped = tracks.charge != p.charge[tracks.particle]
+    assert flipped.mean() == pytest.approx(0.5 * math.erfc(1 / 0.8 / np.sqrt(2)), abs=0.02)
+    np.testing.assert_allclose(tracks.pt[flipped], 1000.0 / np.abs(curvature[flipped]))
+
+
+def test_impact_parameter_is_smeared_across_the_track(tmp_path):
+    refsim = params(tmp_path)
+    refsim = dataclasses.replace(refsim, tracking=dataclasses.replace(refsim.tracking, efficiency=Formula("1.0")))
+    effects = dataclasses.replace(refsim.effects, fake_tracks=False, track_merging=False, decays_in_flight=False)
+    n = 20000
+    p = particles_of([211] * n, np.full(n, 10.0), np.linspace(-2, 2, n), np.linspace(-3.1, 3.1, n))
+    tracks = _tracks(p, refsim, effects)
+    phi = p.phi[tracks.particle]
+    across = -tracks.x * np.sin(phi) + tracks.y * np.cos(phi)
+    along = tracks.x * np.cos(phi) + tracks.y * np.sin(phi)
+    sigma_d0 = refsim.tracking.d0_resolution(np.array([10.0]), np.array([0.0]))[0]
+    assert np.std(across) == pytest.approx(sigma_d0, rel=0.03)
+    np.testing.assert_allclose(along, 0.0, atol=1e-12)
+
+
+def _block_at(eta: float, flow, calo) -> dict[str, float]:
+    """Neutral-hadron energies of a block (10 GeV track, 30 GeV HCAL cluster) and of a lone 12 GeV HCAL cluster."""
+    track = Tracks(particle=np.array([0]), event=np.array([0]), pt=np.array([10.0 / np.cosh(eta)]),
+                   eta=np.array([eta]), phi=np.array([0.0]), charge=np.array([1]), x=np.zeros(1), y=np.zeros(1),
+                   z=np.zeros(1), muon=np.array([False]), true_electron=np.array([False]))
+    ecal = _clusters([0], [5.0], [eta], [-2.0])  # alone: a photon
+    hcal = _clusters([0, 0], [30.0, 12.0], [eta + 0.01, eta], [0.0, 2.0])
+    entry = (np.full(1, eta), np.zeros(1))
+    out = reconstruct(track, entry, entry, ecal, hcal, flow, calo, NO_VERTEX, np.random.default_rng(0))
+    hadrons = out.cls == NEUTRAL_HADRON
+    energy = (out.pt * np.cosh(out.eta))[hadrons]
+    return {"block": energy[np.abs(out.phi[hadrons]) < 1].sum(), "lone": energy[out.phi[hadrons] > 1].sum()}
+
+
+def test_particle_flow_formulas_see_eta_and_pt(tmp_path):
+    refsim = params(tmp_path)
+    flow = dataclasses.replace(refsim.particle_flow, electron_fake_probability=0.0,
+                               hadron_calibration=Formula("1 + (abs(eta) > 1.0) * 1.0"))
+    calo = refsim.calorimetry
+    assert _block_at(0.0, flow, calo) == {"block": pytest.approx(20.0), "lone": pytest.approx(12.0)}
+    assert _block_at(2.0, flow, calo) == {"block": pytest.approx(50.0), "lone": pytest.approx(24.0)}
+    # pt = E / cosh(eta): the lone 12 GeV cluster at eta 2 has pt 1.6 GeV
+    flow = dataclasses.replace(flow, hadron_calibration=Formula("1 + (pt < 5.0) * 1.0"))
+    assert _block_at(2.0, flow, calo) == {"block": pytest.approx(20.0), "lone": pytest.approx(24.0)}
+    # the resolution of the expected energy at the tracks' eta
+    flow = dataclasses.replace(flow, hadron_calibration=Formula("1.0"))
+    calo = dataclasses.replace(calo, hadron_resolution=Formula("(abs(eta) > 1.0) * 100.0"))
+    assert _block_at(0.0, flow, calo)["block"] == pytest.approx(20.0)
+    assert _block_at(2.0, flow, calo)["block"] == 0.0
+
+
+@pytest.mark.parametrize("with_pileup", [False, True])
+def test_batches_without_events_or_particles(tmp_path, pool, with_pileup):
+    card = card_with(tmp_path, pool if with_pileup else None)
+    sim = ReferenceSimulation(card.generator.refsim, card.output)
+    for n_events in (0, 3):
+        for final_state in (False, True):
+            batch = _no_particles(n_events)
+            batch.final_state = batch.particles if final_state else None
+            out = sim(batch, 1)
+            assert len(out) == n_events and "pt" in out.fields
+            assert ak.all(abs(ak.flatten(out.eta)) <= card.output.eta_max)
+    assert len(sim(TruthBatch.empty(), 1)) == 0
+
+
+def test_particle_flow_without_clusters(tmp_path):
+    refsim = params(tmp_path)
+    track = Tracks(particle=np.array([0]), event=np.array([0]), pt=np.array([10.0]), eta=np.array([0.0]),
+                   phi=np.array([0.0]), charge=np.array([1]), x=np.zeros(1), y=np.zeros(1), z=np.zeros(1),
+                   muon=np.array([False]), true_electron=np.array([False]))
+    none = Clusters(*(np.zeros(0) for _ in range(4)))  # what clustering returns without cells
+    entry = (np.zeros(1), np.zeros(1))
+    out = reconstruct(track, entry, entry, none, none, refsim.particle_flow, refsim.calorimetry, NO_VERTEX,
+                      np.random.default_rng(0))
+    assert out.cls.tolist() == [CHARGED_HADRON] and out.event.dtype.kind == "i"
+    out = reconstruct(Tracks(**{f: getattr(track, f)[:0] for f in track.__dataclass_fields__}), entry, entry, none,
+                      none, refsim.particle_flow, refsim.calorimetry, np.zeros((0, 3)), np.random.default_rng(0))
+    assert len(out.pt) == 0 and out.event.dtype.kind == "i"
+
+
+def test_refsim_command_on_a_header_only_file(tmp_path):
+    import subprocess
+    import sys
+
+    card = card_with(tmp_path, pool=None)
+    empty = tmp_path / "header.hepmc"
+    empty.write_text("HepMC::Version 3.02.06\nHepMC::Asciiv3-START_EVENT_LISTING\nHepMC::Asciiv3-END_EVENT_LISTING\n")
+    for args in ([str(empty)], ["--skip", "1000", str(EXAMPLE)]):
+        result = subprocess.run([sys.executable, "-m", "parnassus", "refsim", "--quiet", "--config", str(card.path),
+                                 *args, str(tmp_path / "out.root")], capture_output=True, text=True)
+        assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+        assert "events read 0, written 0" in result.stderr
+
+
+def test_neutral_candidates_sit_at_the_primary_vertex(tmp_path):
+    card = card_with(tmp_path, pool=None)
+    path = write_events(tmp_path / "displaced.hepmc",
+                        [make_event(i, SIMPLE_EVENT, vertex=(0.01, -0.02, 30.0, 0.0)) for i in range(3)])
+    batch = next(iter(HepMCReader(path, card.truth, 10, RunCounts())))
+    out = ak.flatten(ReferenceSimulation(card.generator.refsim, card.output)(batch, 2))
+    neutral = out[out.charge == 0]
+    assert len(neutral) >= 3
+    for name, value in zip("xyz", (0.01, -0.02, 30.0), strict=True):
+        np.testing.assert_allclose(ak.to_numpy(neutral[name]), value)

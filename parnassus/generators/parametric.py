@@ -7,8 +7,9 @@ hadrons); photons and untracked electrons deposit in the ECAL, neutral and untra
 the HCAL, with an absolute energy resolution and the direction moved to a random point of their tower
 (Delphes' SmearTowerCenter); untracked muons leave nothing. Candidates below the card's output pT or
 outside its |eta| are dropped. Track candidates keep the truth production vertex, calorimeter
-candidates sit at the origin. What it cannot do — merging of nearby deposits, confusion between
-classes, fakes, pileup — is what the learned models are for.
+candidates sit at the event's primary vertex (as in Delphes and the reference simulation). What it
+cannot do — merging of nearby deposits, confusion between classes, fakes, pileup — is what the learned
+models are for.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import awkward as ak
 import numpy as np
 
 from parnassus.card import OutputCuts, ParametricParameters
-from parnassus.events import TruthBatch, make_pfcs, sort_by_pt
+from parnassus.events import TruthBatch, make_pfcs, primary_vertices, sort_by_pt
 from parnassus.pdg import CHARGED_HADRON, ELECTRON, MUON, NEUTRAL_HADRON, PHOTON
 
 
@@ -84,7 +85,9 @@ class ParametricGenerator:
         keep = (tracked | ecal | hcal) & (out_pt >= self.output.pt_min) & (
             np.abs(out_eta) <= self.output.eta_max)
         out_cls = np.where(tracked, track_cls, np.where(ecal, PHOTON, NEUTRAL_HADRON))
-        position = [np.where(tracked, ak.to_numpy(truth[f]), 0.0)[keep] for f in ("x", "y", "z")]
+        production = [ak.to_numpy(truth[f]) for f in ("x", "y", "z")]
+        vertex = primary_vertices(event, charge, *production, len(batch))
+        position = [np.where(tracked, values, vertex[event, k])[keep] for k, values in enumerate(production)]
         pfcs = make_pfcs(
             counts=np.bincount(event[keep], minlength=len(batch)),
             pt=out_pt[keep], eta=out_eta[keep], phi=np.where(tracked, phi, calo_phi)[keep],

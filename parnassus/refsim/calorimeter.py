@@ -18,8 +18,9 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.special import ndtr, ndtri
 
+from parnassus.formula import Formula
 from parnassus.pdg import ELECTRON, PHOTON
-from parnassus.refsim.config import Calorimetry, Effects
+from parnassus.refsim.config import Calorimetry, Effects, Interactions
 from parnassus.refsim.particles import delta_phi
 
 
@@ -221,8 +222,11 @@ def cluster(cells: Cells, grid: Grid, threshold: float, seed_threshold: float, s
 
 def particle_deposits(cls: np.ndarray, event: np.ndarray, energy: np.ndarray, ecal_eta: np.ndarray,
                       ecal_phi: np.ndarray, hcal_eta: np.ndarray, hcal_phi: np.ndarray, is_muon: np.ndarray,
-                      calo: Calorimetry, effects: Effects, rng: np.random.Generator) -> tuple[Deposits, Deposits]:
-    """ECAL and HCAL deposits of particles that reach the calorimeters (already selected)."""
+                      calo: Calorimetry, effects: Effects, rng: np.random.Generator,
+                      fragments: Interactions | None = None, cell: float = 0.0174) -> tuple[Deposits, Deposits]:
+    """ECAL and HCAL deposits of particles that reach the calorimeters (already selected); with
+    ``effects.shower_fragments``, hadron showers leave extra EM sub-showers in the ECAL (the ``fragments``
+    parameters; offsets in cells of size ``cell``)."""
     n = len(energy)
     em = ((cls == PHOTON) | (cls == ELECTRON)) & ~is_muon
     hadron = ~em & ~is_muon
@@ -254,4 +258,35 @@ def particle_deposits(cls: np.ndarray, event: np.ndarray, energy: np.ndarray, ec
     hcal_spread = np.where(is_muon, 0.3, calo.hadron_hcal_spread)
     ecal = Deposits(event, ecal_eta, ecal_phi, ecal_energy, ecal_spread)
     hcal = Deposits(event, hcal_eta, hcal_phi, hcal_energy, hcal_spread)
+    if effects.shower_fragments and fragments is not None:
+        showering = np.zeros(n, dtype=bool)
+        showering[np.flatnonzero(hadron)[~mip]] = True
+        ecal = _fragment(ecal, showering, fragments.hadron_fragments, fragments.fragment_spread * cell,
+                         calo.em_spread, fragments.fragment_core_weight, rng)
     return ecal, hcal
+
+
+def _fragment(ecal: Deposits, showering: np.ndarray, fragments: Formula, spread: float, em_spread: float,
+              core_weight: float, rng: np.random.Generator) -> Deposits:
+    """Split the ECAL deposits of showering hadrons into the core and Poisson(``fragments``) EM sub-showers at
+    Gaussian offsets (``spread`` in eta and phi); the energy is shared as Dirichlet(core_weight, 1, 1, ...)."""
+    index = np.flatnonzero(showering & (ecal.energy > 0))
+    energy, eta = ecal.energy[index], ecal.eta[index]
+    extra = rng.poisson(fragments(energy / np.cosh(eta), eta, energy))
+    index = index[extra > 0]
+    extra = extra[extra > 0]
+    if len(index) == 0:
+        return ecal
+    owner = np.repeat(np.arange(len(index)), extra + 1)  # the core and the sub-showers of each deposit
+    is_core = np.r_[True, owner[1:] != owner[:-1]]
+    weight = rng.gamma(np.where(is_core, core_weight, 1.0))  # Dirichlet(core_weight, 1, 1, ...) shares
+    share = weight / np.bincount(owner, weights=weight)[owner]
+    offset = np.where(is_core, 0.0, 1.0) * spread
+    source = index[owner]
+    pieces = Deposits(ecal.event[source], ecal.eta[source] + offset * rng.standard_normal(len(owner)),
+                      delta_phi(ecal.phi[source] + offset * rng.standard_normal(len(owner)), 0.0),
+                      ecal.energy[source] * share, np.where(is_core, ecal.spread[source], em_spread))
+    rest = np.ones(len(ecal.energy), dtype=bool)
+    rest[index] = False
+    kept = Deposits(*(getattr(ecal, name)[rest] for name in Deposits.__dataclass_fields__))
+    return Deposits.concatenate([kept, pieces])

@@ -29,6 +29,9 @@ class Effects:
     decays_in_flight: bool = True  # pions/kaons decaying to muons inside the tracker
     punch_through: bool = True  # hadron showers leaking into the muon system
     pileup: bool = True
+    long_lived_decays: bool = True  # K0S, Lambda, ... left stable by the generator decay in the tracker
+    conversions: bool = True  # photons convert to e+e- pairs in the tracker material
+    shower_fragments: bool = True  # the ECAL part of a hadron shower is clumpy (several EM sub-showers)
 
 
 @dataclass
@@ -52,8 +55,11 @@ class Geometry:
 class Tracking:
     pt_min: float  # GeV
     production_radius_max: float  # mm: particles born further out have no reconstructable track
-    efficiency: Formula
+    efficiency: Formula  # charged hadrons (nuclear interactions in the material cost them hits)
+    muon_efficiency: Formula
+    electron_efficiency: Formula  # Gaussian-sum-filter tracking of electrons (brem)
     pt_resolution: Formula  # relative sigma(pT)/pT
+    electron_pt_resolution: Formula  # relative, of the electron momentum at the vertex (Gaussian-sum fit)
     angular_resolution: Formula  # rad, in eta and in phi
     d0_resolution: Formula  # mm
     dz_resolution: Formula  # mm
@@ -84,7 +90,6 @@ class Calorimetry:
     hcal_seed: float
     ecal_share_width: float  # cells: sigma of the sharing of a topocluster between seeds
     hcal_share_width: float
-    brem_fraction_max: float  # electrons lose a uniform fraction up to this to a brem photon
 
 
 @dataclass
@@ -98,6 +103,10 @@ class ParticleFlow:
     electron_e_over_p_max: float
     electron_h_over_e_max: float
     electron_pt_min: float
+    electron_road_eta: float  # brem road half-width in eta around the track's ECAL entry point
+    electron_road_margin: float  # rad, added on both sides of the road in phi
+    electron_road_phi: float  # rad: the road's length for a track that curls up before the ECAL
+    conversion_identification: float  # probability that a conversion with both legs tracked is identified
     electron_id_efficiency: Formula  # for tracks of true electrons passing the E/p, H/E criteria
     electron_fake_probability: float  # for other tracks passing them
     muon_p_min: float  # GeV: momentum needed to reach the muon stations
@@ -107,11 +116,39 @@ class ParticleFlow:
 
 
 @dataclass
+class Channel:
+    fraction: float  # branching fraction
+    products: list[int]  # two PDG ids
+
+
+@dataclass
+class Decay:
+    pid: int  # the particle (its antiparticle decays to the conjugate products); c*tau from the particle package
+    channels: list[Channel]
+
+
+@dataclass
+class Interactions:
+    """Material of the tracker and what happens in it before the calorimeters."""
+
+    radiation_lengths: Formula  # X/X0 of the tracker material in front of the ECAL, as a function of eta
+    material_inner_radius: float  # mm: the beam pipe, where the material starts
+    decays: list[Decay]  # long-lived hadrons that decay in the detector if the generator left them stable
+    hadron_fragments: Formula  # mean number of extra EM sub-showers of a hadron's ECAL deposit (energy: of it)
+    fragment_spread: float  # ECAL cells: lateral sigma of the sub-shower positions around the entry point
+    fragment_core_weight: float  # the core's Dirichlet weight (each sub-shower has 1)
+
+
+@dataclass
 class Pileup:
-    pool: Path  # minimum-bias truth events (.npz written by parnassus.refsim.pileup)
+    # minimum-bias truth events (.npz written by parnassus.refsim.pileup); made from source on first use if missing
+    pool: Path = field(metadata={"may_not_exist": True})
     mu: float  # mean number of pileup interactions per event
     sigma_z: float  # mm: spread of the interaction vertices along z
     sigma_xy: float  # mm
+    source: Path | None = field(default=None, metadata={"may_not_exist": True})  # Pythia .cmnd or HepMC3 file
+    events: int = field(default=5000, metadata={"positive": True})  # minimum-bias events in the pool
+    seed: int = 1  # Pythia seed of the pool
 
 
 @dataclass
@@ -120,5 +157,6 @@ class RefSimParameters:
     tracking: Tracking
     calorimetry: Calorimetry
     particle_flow: ParticleFlow
+    interactions: Interactions
     pileup: Pileup | None = None
     effects: Effects = field(default_factory=Effects)

@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.sparse import coo_matrix
@@ -24,6 +24,7 @@ from scipy.spatial import cKDTree
 from parnassus.pdg import CHARGED_HADRON, ELECTRON, MUON, NEUTRAL_HADRON, PHOTON
 from parnassus.refsim.calorimeter import Clusters
 from parnassus.refsim.config import Calorimetry, ParticleFlow
+from parnassus.refsim.particles import delta_phi
 from parnassus.refsim.tracker import Tracks
 
 _EVENT_SPACING = 100.0  # events are placed this far apart in eta so one tree serves the whole batch
@@ -63,21 +64,32 @@ def nearest_cluster(event: np.ndarray, eta: np.ndarray, phi: np.ndarray, cluster
 
 
 def reconstruct(tracks: Tracks, track_ecal: tuple[np.ndarray, np.ndarray], track_hcal: tuple[np.ndarray, np.ndarray],
-                ecal: Clusters, hcal: Clusters, flow: ParticleFlow, calo: Calorimetry, primary_z: np.ndarray,
-                rng: np.random.Generator) -> Candidates:
-    """Particle-flow candidates of a batch (see module docstring)."""
+                ecal: Clusters, hcal: Clusters, flow: ParticleFlow, calo: Calorimetry, primary_vertex: np.ndarray,
+                rng: np.random.Generator, road: tuple[np.ndarray, np.ndarray] | None = None) -> Candidates:
+    """Particle-flow candidates of a batch (see module docstring); ``primary_vertex`` is (x, y, z) per event."""
+    # empty inputs come with float event columns; blocks and vertices are looked up by event
+    tracks = replace(tracks, event=tracks.event.astype(np.int64))
+    ecal, hcal = (replace(c, event=c.event.astype(np.int64)) for c in (ecal, hcal))
+    # identified conversions: both legs tracked and recognised as a pair; the legs are then not candidates and
+    # the photon comes from the ECAL clusters
+    keep = ~_identified_conversions(tracks, flow.conversion_identification, rng)
+    tracks = Tracks(**{name: getattr(tracks, name)[keep] for name in tracks.__dataclass_fields__})
+    track_ecal = tuple(a[keep] for a in track_ecal)
+    road = track_ecal if road is None else tuple(a[keep] for a in road)
+    track_hcal = tuple(a[keep] for a in track_hcal)
     n_tracks = len(tracks)
     ecal_link = nearest_cluster(tracks.event, *track_ecal, ecal, flow.ecal_link_distance)
     hcal_link = nearest_cluster(tracks.event, *track_hcal, hcal, flow.hcal_link_distance)
 
-    # electrons
+    # electrons: the ECAL clusters in the brem road (the supercluster) against the momentum at the vertex
     momentum = tracks.p
     has_ecal = ecal_link >= 0
-    e_ecal = np.where(has_ecal, ecal.energy[np.maximum(ecal_link, 0)], 0.0)
-    e_hcal = np.where(hcal_link >= 0, hcal.energy[np.maximum(hcal_link, 0)], 0.0)
+    road_track, road_cluster = _brem_road(tracks, road, ecal, flow)
+    e_supercluster = np.bincount(road_track, weights=ecal.energy[road_cluster], minlength=n_tracks)
+    e_hcal = _at(hcal.energy, hcal_link, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        e_over_p = e_ecal / momentum
-        h_over_e = np.where(e_ecal > 0, e_hcal / e_ecal, np.inf)
+        e_over_p = e_supercluster / momentum
+        h_over_e = np.where(e_supercluster > 0, e_hcal / e_supercluster, np.inf)
     electron_like = has_ecal & ~tracks.muon & (tracks.pt >= flow.electron_pt_min)
     electron_like &= (e_over_p >= flow.electron_e_over_p_min) & (e_over_p <= flow.electron_e_over_p_max)
     electron_like &= h_over_e <= flow.electron_h_over_e_max
@@ -85,13 +97,13 @@ def reconstruct(tracks: Tracks, track_ecal: tuple[np.ndarray, np.ndarray], track
                       flow.electron_fake_probability)
     electron = electron_like & (rng.random(n_tracks) < accept)
     ecal_used = np.zeros(len(ecal), dtype=bool)
-    ecal_used[ecal_link[electron]] = True
+    ecal_used[road_cluster[electron[road_track]]] = True
 
     # blocks: tracks (not electrons) and the clusters they link
     hadronic = ~electron
     n_ecal, n_hcal = len(ecal), len(hcal)
     n_nodes = n_tracks + n_ecal + n_hcal
-    link_e = hadronic & has_ecal & ~ecal_used[np.maximum(ecal_link, 0)]
+    link_e = hadronic & has_ecal & ~_at(ecal_used, ecal_link, True)
     link_h = hadronic & (hcal_link >= 0)
     rows = np.concatenate([np.flatnonzero(link_e), np.flatnonzero(link_h)])
     cols = np.concatenate([n_tracks + ecal_link[link_e], n_tracks + n_ecal + hcal_link[link_h]])
@@ -108,11 +120,20 @@ def reconstruct(tracks: Tracks, track_ecal: tuple[np.ndarray, np.ndarray], track
     block_hcal = np.bincount(hcal_block, weights=hcal.energy, minlength=n_blocks)
     muon_tracks = hadronic & tracks.muon
     mip = np.bincount(track_block[muon_tracks], minlength=n_blocks) * (calo.mip_ecal + calo.mip_hcal)
-    expected = np.bincount(track_block[hadronic & ~tracks.muon], weights=momentum[hadronic & ~tracks.muon],
-                           minlength=n_blocks)
+    charged = hadronic & ~tracks.muon
+    expected = np.bincount(track_block[charged], weights=momentum[charged], minlength=n_blocks)
     raw = np.maximum(block_ecal + block_hcal - mip, 0.0)
-    calibrated = raw * flow.hadron_calibration(raw, np.zeros_like(raw), raw)
-    sigma = expected * calo.hadron_resolution(expected, np.zeros_like(expected), expected) + flow.neutral_energy_min
+    # formulas in (pt, eta, energy) at the block's direction: of its clusters for the calorimeter energy,
+    # of its tracks for the expected one
+    cluster_eta, _ = _weighted_direction(np.concatenate([ecal_block[ecal_free], hcal_block]),
+                                         np.concatenate([ecal.energy[ecal_free], hcal.energy]),
+                                         np.concatenate([ecal.eta[ecal_free], hcal.eta]),
+                                         np.concatenate([ecal.phi[ecal_free], hcal.phi]), n_blocks)
+    calibrated = raw * flow.hadron_calibration(raw / np.cosh(cluster_eta), cluster_eta, raw)
+    track_eta = np.bincount(track_block[charged], weights=momentum[charged] * tracks.eta[charged],
+                            minlength=n_blocks) / np.maximum(expected, 1e-300)
+    sigma = expected * calo.hadron_resolution(expected / np.cosh(track_eta), track_eta, expected)
+    sigma = sigma + flow.neutral_energy_min
     excess = calibrated - expected
     neutral_block = (tracks_in_block > 0) & (excess > flow.neutral_excess_significance * sigma)
     photon_energy = np.where(neutral_block, np.minimum(excess, block_ecal), 0.0)
@@ -133,28 +154,76 @@ def reconstruct(tracks: Tracks, track_ecal: tuple[np.ndarray, np.ndarray], track
         scale = np.where(tracks_in_block > 0, photon_energy / block_ecal, 1.0)
     photon = ecal_free & (scale[ecal_block] > 0)
     lone_hcal = tracks_in_block[hcal_block] == 0
-    lone_hcal_energy = hcal.energy[lone_hcal] * flow.hadron_calibration(hcal.energy[lone_hcal],
-                                                                          hcal.eta[lone_hcal], hcal.energy[lone_hcal])
+    lone_energy, lone_eta = hcal.energy[lone_hcal], hcal.eta[lone_hcal]
+    lone_hcal_energy = lone_energy * flow.hadron_calibration(lone_energy / np.cosh(lone_eta), lone_eta, lone_energy)
 
     track_cls = np.where(electron, ELECTRON, np.where(tracks.muon, MUON, CHARGED_HADRON))
     parts = [
         (tracks.event, tracks.pt, tracks.eta, tracks.phi, tracks.charge, track_cls, tracks.x, tracks.y, tracks.z),
         _neutral(ecal.event[photon], ecal.energy[photon] * scale[ecal_block[photon]], ecal.eta[photon],
-                 ecal.phi[photon], PHOTON, primary_z),
+                 ecal.phi[photon], PHOTON, primary_vertex),
         _neutral(event_of_block[hadron_energy > 0], hadron_energy[hadron_energy > 0],
-                 hcal_eta[hadron_energy > 0], hcal_phi[hadron_energy > 0], NEUTRAL_HADRON, primary_z),
+                 hcal_eta[hadron_energy > 0], hcal_phi[hadron_energy > 0], NEUTRAL_HADRON, primary_vertex),
         _neutral(hcal.event[lone_hcal], lone_hcal_energy, hcal.eta[lone_hcal], hcal.phi[lone_hcal], NEUTRAL_HADRON,
-                 primary_z),
+                 primary_vertex),
     ]
     columns = [np.concatenate([part[k] for part in parts]) for k in range(9)]
     return Candidates(*columns)
 
 
-def _neutral(event, energy, eta, phi, cls, primary_z) -> tuple:
-    """Columns of neutral candidates, placed at their event's primary vertex."""
+def _identified_conversions(tracks: Tracks, identification: float, rng: np.random.Generator) -> np.ndarray:
+    """Tracks that are legs of a conversion whose two legs were both tracked and that the pair finder identifies."""
+    legs = np.flatnonzero(tracks.conversion)
+    groups, inverse, counts = np.unique(tracks.group[legs], return_inverse=True, return_counts=True)
+    found = (counts == 2) & (rng.random(len(groups)) < identification)
+    result = np.zeros(len(tracks), dtype=bool)
+    result[legs[found[inverse]]] = True
+    return result
+
+
+def _brem_road(tracks: Tracks, road: tuple[np.ndarray, np.ndarray], ecal: Clusters, flow: ParticleFlow
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """(track, cluster) pairs of the ECAL clusters in each track's brem road: within ``electron_road_eta`` of
+    the road's eta, and in phi from the track's direction at the vertex to the road's end (where the
+    electron itself lands), widened by ``electron_road_margin`` on both sides. ``road`` is (eta, phi end)."""
+    impact_eta, impact_phi = road
+    seeds = np.flatnonzero(np.isfinite(impact_eta) & (tracks.pt >= flow.electron_pt_min))
+    if len(seeds) == 0 or len(ecal) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    bend = delta_phi(impact_phi[seeds], tracks.phi[seeds])
+    middle = tracks.phi[seeds] + bend / 2
+    reach = np.abs(bend) / 2 + flow.electron_road_margin + flow.electron_road_eta
+    copies = np.concatenate([ecal.phi, ecal.phi + 2 * np.pi, ecal.phi - 2 * np.pi])
+    tree = cKDTree(np.column_stack([np.tile(ecal.eta + ecal.event * _EVENT_SPACING, 3), copies]))
+    found = tree.query_ball_point(np.column_stack([impact_eta[seeds] + tracks.event[seeds] * _EVENT_SPACING,
+                                                   delta_phi(middle, 0.0)]), reach)
+    counts = np.array([len(f) for f in found])
+    track = np.repeat(seeds, counts)
+    cluster = np.concatenate([np.asarray(f, dtype=np.int64) for f in found]) % len(ecal)
+    along = delta_phi(ecal.phi[cluster], tracks.phi[track])
+    bend = np.repeat(bend, counts)
+    margin = flow.electron_road_margin
+    inside = (np.abs(ecal.eta[cluster] - impact_eta[track]) <= flow.electron_road_eta)
+    inside &= (along >= np.minimum(bend, 0) - margin) & (along <= np.maximum(bend, 0) + margin)
+    track, cluster = track[inside], cluster[inside]
+    unique = np.unique(track * len(ecal) + cluster)  # a cluster found through two phi copies counts once
+    return unique // len(ecal), unique % len(ecal)
+
+
+def _neutral(event: np.ndarray, energy: np.ndarray, eta: np.ndarray, phi: np.ndarray, cls: int,
+             primary_vertex: np.ndarray) -> tuple:
+    """Columns of neutral candidates, placed at their event's primary vertex (the Delphes convention)."""
     n = len(energy)
-    return (event, energy / np.cosh(eta), eta, phi, np.zeros(n, dtype=np.int64), np.full(n, cls),
-            np.zeros(n), np.zeros(n), primary_z[event])
+    x, y, z = primary_vertex[event].T
+    return (event, energy / np.cosh(eta), eta, phi, np.zeros(n, dtype=np.int64), np.full(n, cls), x, y, z)
+
+
+def _at(values: np.ndarray, link: np.ndarray, default: float | bool) -> np.ndarray:
+    """``values[link]`` where ``link`` >= 0, else ``default`` (also when ``values`` is empty)."""
+    result = np.full(len(link), default, dtype=values.dtype)
+    found = link >= 0
+    result[found] = values[link[found]]
+    return result
 
 
 def _weighted_direction(block: np.ndarray, energy: np.ndarray, eta: np.ndarray, phi: np.ndarray, n_blocks: int

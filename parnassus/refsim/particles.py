@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import awkward as ak
 import numpy as np
+
+GENERATOR, BREM, CONVERSION, DECAY = range(4)  # where a particle comes from
 
 
 @dataclass
@@ -25,6 +27,22 @@ class Particles:
     y: np.ndarray
     z: np.ndarray
     pileup: np.ndarray  # bool
+    origin: np.ndarray | None = None  # GENERATOR, or made in the detector: BREM, CONVERSION, DECAY (int8)
+    group: np.ndarray | None = None  # shared by an electron and its brem photon, or the two legs of a conversion
+    radiated: np.ndarray | None = None  # fraction of an electron's momentum lost to bremsstrahlung
+
+    def __post_init__(self) -> None:
+        n = len(self.event)
+        if self.origin is None:
+            self.origin = np.full(n, GENERATOR, dtype=np.int8)
+        if self.group is None:
+            self.group = np.full(n, -1, dtype=np.int64)
+        if self.radiated is None:
+            self.radiated = np.zeros(n)
+
+    def replace(self, **columns: np.ndarray) -> Particles:
+        """A copy with some columns replaced (the others are shared)."""
+        return replace(self, **columns)
 
     @property
     def pt(self) -> np.ndarray:
@@ -55,10 +73,13 @@ class Particles:
 
     @classmethod
     def from_awkward(cls, particles: ak.Array, pileup: bool = False) -> Particles:
-        """From a jagged truth array (fields of parnassus.events.TRUTH_FIELDS), one list per event."""
+        """From a jagged truth array (fields of parnassus.events.TRUTH_FIELDS), one list per event.
+
+        The columns are copies: the stages may change them without touching the batch's truth arrays.
+        """
         counts = ak.to_numpy(ak.num(particles))
         flat = ak.flatten(particles)
-        columns = {name: ak.to_numpy(flat[name]) for name in
+        columns = {name: np.array(ak.to_numpy(flat[name]), copy=True) for name in
                    ("pid", "charge", "cls", "px", "py", "pz", "e", "mass", "x", "y", "z")}
         return cls(event=np.repeat(np.arange(len(counts)), counts), pileup=np.full(len(flat), pileup),
                    **columns)

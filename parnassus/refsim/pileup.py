@@ -1,19 +1,24 @@
 """Pileup: minimum-bias truth events from a pre-generated pool, overlaid with their own vertices.
 
 The pool is an ``.npz`` file of flat particle columns plus per-event counts, written by
-:func:`write_pool` from any truth reader (HepMC3 or Pythia). Pileup particles go through the detector
-with the hard scatter but are not part of the truth written out.
+:func:`write_pool` from any truth reader (HepMC3 or Pythia). A card's pileup section names its pool and
+how to make it (``source``, ``events``, ``seed``): :func:`load_pool` makes a missing pool once, on first
+use. Pileup particles go through the detector with the hard scatter but are not part of the truth written out.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from parnassus.errors import InputError
-from parnassus.events import TruthBatch
+from parnassus.events import RunCounts, TruthBatch
+from parnassus.refsim.config import Pileup
 from parnassus.refsim.particles import Particles
 
 _COLUMNS = ("pid", "charge", "cls", "px", "py", "pz", "e", "mass", "x", "y", "z")
@@ -36,26 +41,86 @@ def write_pool(batches: Iterable[TruthBatch], path: str | Path, eta_max: float =
     return int(sum(len(c) for c in counts))
 
 
-def make_pool(input_path: str | Path, n_events: int, output: str | Path, seed: int = 1) -> int:
-    """Read (HepMC3) or generate (Pythia ``.cmnd``) ``n_events`` minimum-bias events into a pool file."""
+def make_pool(input_path: str | Path, n_events: int, output: str | Path, seed: int = 1,
+              progress: bool = False) -> int:
+    """Read (HepMC3) or generate (Pythia ``.cmnd``) ``n_events`` minimum-bias events into a pool file.
+
+    Missing parent folders of ``output`` are made; the file appears atomically (temporary file, then rename).
+    """
     from parnassus.card import TruthCuts
-    from parnassus.events import RunCounts
     from parnassus.io.hepmc import HepMCReader
 
     everything = TruthCuts(pt_min=0.0, eta_max=1e9, max_particles=10**9)
+    counts = RunCounts()
     if str(input_path).endswith(".cmnd"):
         from parnassus.io.pythia import PythiaReader
 
-        reader = PythiaReader(input_path, everything, 500, RunCounts(), max_events=n_events, seed=seed)
+        reader = PythiaReader(input_path, everything, 500, counts, max_events=n_events, seed=seed)
     else:
-        reader = HepMCReader(input_path, everything, 500, RunCounts(), max_events=n_events)
-    tmp = Path(output).with_name(Path(output).name + ".part.npz")
+        reader = HepMCReader(input_path, everything, 500, counts, max_events=n_events)
+    output = Path(output)
+    tmp = output.with_name(f"{output.name}.{os.getpid()}.part.npz")  # per process: parallel makers do not clash
     try:
-        written = write_pool(reader, tmp)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with tqdm(total=n_events, unit="ev", desc="pileup pool", disable=None if progress else True, file=sys.stderr,
+                  dynamic_ncols=True) as bar:
+            written = write_pool(_counting(reader, counts, bar), tmp)
         tmp.replace(output)
+    except OSError as error:
+        raise InputError(f"{output}: cannot write the pileup pool ({error.strerror or error})") from None
     finally:
         tmp.unlink(missing_ok=True)
     return written
+
+
+def _counting(batches: Iterable[TruthBatch], counts: RunCounts, bar: tqdm) -> Iterable[TruthBatch]:
+    """``batches``, moving the progress ``bar`` to the number of events read so far."""
+    for batch in batches:
+        bar.update(counts.read - bar.n)
+        yield batch
+    bar.update(counts.read - bar.n)
+
+
+def pool_command(pileup: Pileup) -> str:
+    """The ``parnassus pileup-pool`` command that makes the pool of a card's pileup section."""
+    source = _shown(pileup.source) if pileup.source is not None else "MINBIAS.cmnd"
+    return f"parnassus pileup-pool {source} -n {pileup.events} --seed {pileup.seed} {_shown(pileup.pool)}"
+
+
+def ensure_pool(pileup: Pileup, progress: bool = True) -> Path:
+    """The pool file of a card's pileup section; if it is missing, make it once from its ``source``."""
+    pool = Path(pileup.pool)
+    if pool.exists():
+        return pool
+    if pileup.source is None or not Path(pileup.source).is_file():
+        why = "no pileup.source in the card" if pileup.source is None else f"{_shown(pileup.source)} not found"
+        raise InputError(f"pileup pool {_shown(pool)} not found and cannot be made ({why}); "
+                         f"make it with: {pool_command(pileup)}")
+    is_pythia = str(pileup.source).endswith(".cmnd")
+    if is_pythia:
+        try:
+            import pythia8mc  # noqa: F401
+        except ImportError:
+            raise InputError(f"pileup pool {_shown(pool)} not found; making it needs Pythia (pip install "
+                             f"'pythia8mc'), or make it elsewhere with: {pool_command(pileup)}") from None
+    estimate = f", ~{max(1, round(pileup.events / 500))} s" if is_pythia else ""
+    print(f"refsim: pileup pool {_shown(pool)} not found; making it once from {_shown(pileup.source)} "
+          f"({pileup.events} events{estimate})", file=sys.stderr, flush=True)
+    make_pool(pileup.source, pileup.events, pool, pileup.seed, progress=progress)
+    return pool
+
+
+def load_pool(pileup: Pileup) -> PileupPool:
+    """The pool of a card's pileup section, made first if it is missing (see :func:`ensure_pool`)."""
+    return PileupPool(ensure_pool(pileup))
+
+
+def _shown(path: str | Path) -> str:
+    """``path`` relative to the working directory when it lies below it, else as given."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 class PileupPool:

@@ -6,14 +6,15 @@ import awkward as ak
 import numpy as np
 
 from parnassus.card import OutputCuts
-from parnassus.events import TruthBatch, make_pfcs, sort_by_pt
-from parnassus.pdg import ELECTRON, MUON, PHOTON
+from parnassus.events import TruthBatch, make_pfcs, primary_vertices, sort_by_pt
+from parnassus.pdg import MUON
 from parnassus.refsim.calorimeter import Grid, add_noise, cluster, deposit_cells, particle_deposits
 from parnassus.refsim.config import RefSimParameters
+from parnassus.refsim.interactions import convert_photons, decay_long_lived, radiate
 from parnassus.refsim.particleflow import reconstruct
-from parnassus.refsim.particles import Particles
-from parnassus.refsim.pileup import PileupPool
-from parnassus.refsim.tracker import decays_in_flight, propagate, reconstruct_tracks
+from parnassus.refsim.particles import Particles, delta_phi
+from parnassus.refsim.pileup import load_pool
+from parnassus.refsim.tracker import decays_in_flight, propagate, reconstruct_tracks, straight_eta
 
 
 class ReferenceSimulation:
@@ -26,7 +27,7 @@ class ReferenceSimulation:
         self.ecal_grid = Grid(geometry.ecal_cell, geometry.calorimeter_eta_max)
         self.hcal_grid = Grid(geometry.hcal_cell, geometry.calorimeter_eta_max)
         use_pileup = params.effects.pileup and params.pileup is not None and params.pileup.mu > 0
-        self.pool = PileupPool(params.pileup.pool) if use_pileup else None
+        self.pool = load_pool(params.pileup) if use_pileup else None  # made on first use if missing
 
     def __call__(self, batch: TruthBatch, seed: int) -> ak.Array:
         rng = np.random.default_rng(seed)
@@ -35,16 +36,22 @@ class ReferenceSimulation:
         n_events = len(batch)
         source = batch.final_state if batch.final_state is not None else batch.particles
         particles = Particles.from_awkward(source)
-        primary_z = _primary_z(particles, n_events)
+        vertex = _primary_vertex(particles, n_events)
         if self.pool is not None:
             pileup, _ = self.pool.overlay(n_events, p.pileup.mu, p.pileup.sigma_z, p.pileup.sigma_xy, rng)
             particles = Particles.concatenate([particles, pileup])
+        interactions = p.interactions
+        if effects.long_lived_decays:
+            particles = decay_long_lived(particles, interactions.decays, geometry, rng)
         if effects.brem:
-            particles = _radiate(particles, calo.brem_fraction_max, geometry.tracker_eta_max, rng)
+            particles = radiate(particles, interactions.radiation_lengths, geometry, rng)
+        if effects.conversions:
+            particles = convert_photons(particles, interactions.radiation_lengths,
+                                        interactions.material_inner_radius, geometry, rng)
 
         decays = decays_in_flight(particles, geometry, effects, rng)
         impact = propagate(particles, geometry, effects)
-        tracks = reconstruct_tracks(particles, impact, decays, primary_z, n_events, geometry, p.tracking, flow,
+        tracks = reconstruct_tracks(particles, impact, decays, vertex[:, 2], n_events, geometry, p.tracking, flow,
                                     effects, rng)
 
         hits = np.flatnonzero(impact.reaches)
@@ -52,7 +59,8 @@ class ReferenceSimulation:
         energy = np.where(decays.decayed[hits], decays.muon_fraction[hits], 1.0) * particles.e[hits]
         ecal_deposits, hcal_deposits = particle_deposits(
             particles.cls[hits], particles.event[hits], energy, impact.ecal_eta[hits], impact.ecal_phi[hits],
-            impact.hcal_eta[hits], impact.hcal_phi[hits], is_muon, calo, effects, rng)
+            impact.hcal_eta[hits], impact.hcal_phi[hits], is_muon, calo, effects, rng,
+            interactions, geometry.ecal_cell)
         ecal_cells = deposit_cells(ecal_deposits, self.ecal_grid, effects.shower_spread)
         hcal_cells = deposit_cells(hcal_deposits, self.hcal_grid, effects.shower_spread)
         if effects.noise:
@@ -71,7 +79,14 @@ class ReferenceSimulation:
                       np.where(arrives, impact.ecal_phi[source_index], tracks.phi))
         track_hcal = (np.where(arrives, impact.hcal_eta[source_index], np.where(real, np.nan, tracks.eta)),
                       np.where(arrives, impact.hcal_phi[source_index], tracks.phi))
-        candidates = reconstruct(tracks, track_ecal, track_hcal, ecal, hcal, flow, calo, primary_z, rng)
+        # the brem road of a track: photons fly straight from the vertex at the track's eta; in phi the road ends
+        # where the track lands, or for a track that curls up before the ECAL, at the card's widest road
+        road_eta = straight_eta(tracks.eta, tracks.phi, tracks.x, tracks.y, tracks.z, geometry.ecal_radius,
+                                geometry.ecal_half_length)
+        road_phi = np.where(arrives, track_ecal[1],
+                            delta_phi(tracks.phi - np.sign(tracks.charge) * flow.electron_road_phi, 0.0))
+        candidates = reconstruct(tracks, track_ecal, track_hcal, ecal, hcal, flow, calo, vertex, rng,
+                                 road=(road_eta, road_phi))
 
         keep = (candidates.pt >= self.output.pt_min) & (np.abs(candidates.eta) <= self.output.eta_max)
         pfcs = make_pfcs(np.bincount(candidates.event[keep], minlength=n_events), *(
@@ -80,30 +95,8 @@ class ReferenceSimulation:
         return sort_by_pt(pfcs)
 
 
-def _primary_z(particles: Particles, n_events: int) -> np.ndarray:
-    """z of each event's hard-scatter vertex: the median production z of its charged particles."""
-    result = np.zeros(n_events)
-    charged = particles.charge != 0
-    order = np.lexsort((particles.z[charged], particles.event[charged]))
-    event, z = particles.event[charged][order], particles.z[charged][order]
-    counts = np.bincount(event, minlength=n_events)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    has = counts > 0
-    result[has] = z[starts[has] + counts[has] // 2]
-    return result
+def _primary_vertex(particles: Particles, n_events: int) -> np.ndarray:
+    """(x, y, z) of each event's hard-scatter vertex (before pileup): the median production point of its
+    charged particles (:func:`parnassus.events.primary_vertices`)."""
+    return primary_vertices(particles.event, particles.charge, particles.x, particles.y, particles.z, n_events)
 
-
-def _radiate(particles: Particles, fraction_max: float, eta_max: float, rng: np.random.Generator) -> Particles:
-    """Electrons in the tracker lose a uniform fraction (up to ``fraction_max``) of their momentum to one
-    bremsstrahlung photon emitted along their initial direction."""
-    electrons = np.flatnonzero((particles.cls == ELECTRON) & (np.abs(particles.eta) <= eta_max))
-    fraction = rng.uniform(0.0, fraction_max, len(electrons))
-    photons = particles.take(electrons)
-    for name in ("px", "py", "pz", "e"):
-        getattr(photons, name)[:] *= fraction
-        getattr(particles, name)[electrons] *= 1 - fraction
-    photons.pid[:] = 22
-    photons.charge[:] = 0
-    photons.cls[:] = PHOTON
-    photons.mass[:] = 0.0
-    return Particles.concatenate([particles, photons])

@@ -8,7 +8,7 @@ import numpy as np
 
 from parnassus.pdg import ELECTRON, MUON
 from parnassus.refsim.config import Effects, Geometry, ParticleFlow, Tracking
-from parnassus.refsim.particles import Particles, delta_phi
+from parnassus.refsim.particles import CONVERSION, Particles, delta_phi
 
 C_LIGHT = 0.299792458  # GeV / (T m) per unit charge: p_T = 0.3 B R
 MUON_MASS = 0.1056583755
@@ -31,29 +31,57 @@ def _surface_hit(p: Particles, radius: float, half_length: float, geometry: Geom
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(reaches, eta, phi) of the point where each particle crosses a cylinder (barrel + endcap discs).
 
-    Charged particles follow a helix in the solenoid field (radius R = pT / (0.3 B |q|)): at the barrel
-    radius r the turning angle is 2 asin(r / 2R); a particle with 2R < r, or turning more than the card's
+    Particles start at their production point (decay products and conversion legs far from the beam line
+    too). Charged particles follow a helix in the solenoid field (radius R = pT / (0.3 B |q|), positive
+    charges turn clockwise seen from +z): the crossing with the barrel is where the helix's circle meets the
+    barrel's; a particle whose circle never reaches the barrel, or that turns more than the card's
     ``looper_max_turn`` before it reaches the endcap, curls up and never arrives (a looper).
     """
     pt, eta, phi, z0 = p.pt, p.eta, p.phi, p.z
+    x0, y0 = p.x, p.y
     sinh = np.sinh(eta)
+    ux, uy = np.cos(phi), np.sin(phi)
     bent = (p.charge != 0) & effects.bending
-    with np.errstate(divide="ignore", invalid="ignore"):
-        curvature_radius = np.where(bent, 1000.0 * pt / (C_LIGHT * geometry.magnetic_field
-                                                          * np.maximum(np.abs(p.charge), 1)), np.inf)
-        ratio = np.where(bent, radius / (2 * curvature_radius), 0.0)
-        alpha_barrel = 2 * np.arcsin(np.minimum(ratio, 1.0))
-        arc_barrel = np.where(bent, curvature_radius * alpha_barrel, radius)
-        z_barrel = z0 + arc_barrel * sinh
-        barrel = (ratio <= 1.0) & (np.abs(z_barrel) <= half_length)
+    turn_sign = np.where(bent, np.sign(p.charge), 0.0)  # +1: clockwise
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        rho = np.where(bent, 1000.0 * pt / (C_LIGHT * geometry.magnetic_field * np.maximum(np.abs(p.charge), 1)),
+                       np.inf)
+        # straight line: transverse path length to the barrel
+        b = x0 * ux + y0 * uy
+        straight_path = -b + np.sqrt(np.maximum(b**2 - (x0**2 + y0**2 - radius**2), 0.0))
+        # helix: centre of its circle, intersections with the barrel circle
+        cx, cy = x0 + turn_sign * rho * uy, y0 - turn_sign * rho * ux
+        cx, cy = np.where(bent, cx, 0.0), np.where(bent, cy, 0.0)
+        d = np.hypot(cx, cy)
+        a = (radius**2 - rho**2 + d**2) / (2 * d)
+        h2 = radius**2 - a**2
+        meets = bent & (h2 >= 0) & (d > 0)
+        h = np.sqrt(np.maximum(h2, 0.0))
+        ex, ey = cx / np.where(d > 0, d, 1.0), cy / np.where(d > 0, d, 1.0)
+        start_angle = np.arctan2(y0 - cy, x0 - cx)
+        best = np.full(len(pt), np.inf)
+        for side in (1.0, -1.0):
+            hx, hy = a * ex - side * h * ey, a * ey + side * h * ex
+            # turning angle from the start to this point, in the direction of motion
+            angle = np.arctan2(hy - cy, hx - cx)
+            best = np.minimum(best, np.mod(turn_sign * (start_angle - angle), 2 * np.pi))
+        helix_path = np.where(meets, rho * best, np.inf)
+        path_barrel = np.where(bent, helix_path, straight_path)
+        z_barrel = z0 + path_barrel * sinh
+        barrel = np.isfinite(path_barrel) & (np.abs(z_barrel) <= half_length)
         z_end = np.where(eta >= 0, half_length, -half_length)
-        arc_end = np.where(sinh != 0, (z_end - z0) / sinh, np.inf)
-        alpha_end = np.where(bent, arc_end / curvature_radius, 0.0)
-        rho_end = np.where(bent, 2 * curvature_radius * np.abs(np.sin(alpha_end / 2)), arc_end)
-        endcap = ~barrel & (arc_end > 0) & np.isfinite(arc_end) & (alpha_end <= geometry.looper_max_turn)
-        alpha = np.where(barrel, alpha_barrel, alpha_end)
-        hit_eta = np.where(barrel, np.arcsinh(z_barrel / radius), np.arcsinh(z_end / np.maximum(rho_end, 1e-9)))
-        hit_phi = delta_phi(phi - np.sign(p.charge) * np.where(bent, alpha / 2, 0.0), 0.0)
+        path_end = np.where(sinh != 0, (z_end - z0) / sinh, np.inf)
+        turn_end = np.where(bent, path_end / rho, 0.0)
+        endcap = ~barrel & (path_end > 0) & np.isfinite(path_end) & (turn_end <= geometry.looper_max_turn)
+        path = np.where(barrel, path_barrel, path_end)
+        turn = np.where(bent, path / rho, 0.0)
+        # position after turning by `turn`: rotate the start around the centre (clockwise for turn_sign > 0)
+        angle = start_angle - turn_sign * turn
+        hit_x = np.where(bent, cx + rho * np.cos(angle), x0 + path * ux)
+        hit_y = np.where(bent, cy + rho * np.sin(angle), y0 + path * uy)
+        hit_z = np.where(barrel, z_barrel, z_end)
+        hit_eta = np.arcsinh(hit_z / np.maximum(np.hypot(hit_x, hit_y), 1e-9))
+        hit_phi = np.arctan2(hit_y, hit_x)
         reaches = barrel | endcap
         if not effects.loopers:  # everything arrives; loopers along their initial direction
             straight_eta = np.arcsinh((z0 + radius * sinh) / radius)
@@ -61,6 +89,21 @@ def _surface_hit(p: Particles, radius: float, half_length: float, geometry: Geom
             hit_phi = np.where(reaches, hit_phi, phi)
             reaches = np.ones_like(reaches)
     return reaches, hit_eta, hit_phi
+
+
+def straight_eta(eta: np.ndarray, phi: np.ndarray, x0: np.ndarray, y0: np.ndarray, z0: np.ndarray, radius: float,
+                 half_length: float) -> np.ndarray:
+    """Eta, seen from the beam line, of the point where a straight line from (x0, y0, z0) in the direction
+    (eta, phi) crosses a cylinder (barrel or endcap)."""
+    sinh = np.sinh(eta)
+    b = x0 * np.cos(phi) + y0 * np.sin(phi)
+    path = -b + np.sqrt(np.maximum(b**2 - (x0**2 + y0**2 - radius**2), 0.0))
+    z_barrel = z0 + path * sinh
+    with np.errstate(divide="ignore", invalid="ignore"):
+        path_end = (np.sign(eta) * half_length - z0) / sinh
+        rho_end = np.hypot(x0 + path_end * np.cos(phi), y0 + path_end * np.sin(phi))
+        endcap = np.arcsinh(np.sign(eta) * half_length / np.maximum(rho_end, 1e-9))
+    return np.where(np.abs(z_barrel) <= half_length, np.arcsinh(z_barrel / radius), endcap)
 
 
 def propagate(p: Particles, geometry: Geometry, effects: Effects) -> Impact:
@@ -123,6 +166,14 @@ class Tracks:
     z: np.ndarray
     muon: np.ndarray  # identified by the muon system
     true_electron: np.ndarray
+    group: np.ndarray | None = None  # the particle's group (brem, conversion pair), -1 for none and for fakes
+    conversion: np.ndarray | None = None  # a leg of a photon conversion
+
+    def __post_init__(self) -> None:
+        if self.group is None:
+            self.group = np.full(len(self.pt), -1, dtype=np.int64)
+        if self.conversion is None:
+            self.conversion = np.zeros(len(self.pt), dtype=bool)
 
     @property
     def p(self) -> np.ndarray:
@@ -153,7 +204,10 @@ def reconstruct_tracks(p: Particles, impact: Impact, decays: DecaysInFlight, pri
     pt, eta, phi, energy = p.pt, p.eta, p.phi, p.e
     candidate = (p.charge != 0) & (np.abs(eta) <= geometry.tracker_eta_max) & (pt >= tracking.pt_min)
     candidate &= np.hypot(p.x, p.y) <= tracking.production_radius_max
-    candidate &= rng.random(len(p)) < tracking.efficiency(pt, eta, energy)
+    efficiency = np.where(p.cls == MUON, tracking.muon_efficiency(pt, eta, energy),
+                          np.where(p.cls == ELECTRON, tracking.electron_efficiency(pt, eta, energy),
+                                   tracking.efficiency(pt, eta, energy)))
+    candidate &= rng.random(len(p)) < efficiency
     index = np.flatnonzero(candidate)
     if effects.track_merging and len(index):
         i, j = _close_pairs(p.event[index], eta[index], phi[index], tracking.merge_distance)
@@ -164,23 +218,30 @@ def reconstruct_tracks(p: Particles, impact: Impact, decays: DecaysInFlight, pri
     # measured momentum: a kinked track from a decay in flight measures a mix of hadron and muon
     true_pt = pt[index] * np.where(decays.decayed[index],
                                    1 - (1 - decays.muon_fraction[index]) * (1 - decays.depth[index]), 1.0)
-    sigma = tracking.pt_resolution(true_pt, eta[index], energy[index])
-    curvature = (1.0 / true_pt) * (1 + sigma * rng.standard_normal(len(index)))
-    track_pt = 1.0 / np.maximum(curvature, 1e-6)
+    # electrons: the Gaussian-sum fit measures the momentum at the vertex, before the brem losses
+    electron = p.cls[index] == ELECTRON
+    true_pt = np.where(electron, true_pt / np.maximum(1 - p.radiated[index], 1e-3), true_pt)
+    # the fit measures the signed curvature q/pT: where the smeared value changes sign, so does the charge
+    sigma = np.where(electron, tracking.electron_pt_resolution(true_pt, eta[index], energy[index]),
+                     tracking.pt_resolution(true_pt, eta[index], energy[index]))
+    curvature = np.sign(p.charge[index]) / true_pt
+    curvature = curvature + sigma * np.abs(curvature) * rng.standard_normal(len(index))
+    track_charge = np.where(curvature < 0, -1, 1) * np.abs(p.charge[index])
+    track_pt = 1.0 / np.maximum(np.abs(curvature), 1e-12)
     angle = tracking.angular_resolution(true_pt, eta[index], energy[index])
     track_eta = eta[index] + angle * rng.standard_normal(len(index))
     track_phi = delta_phi(phi[index] + angle * rng.standard_normal(len(index)), 0.0)
     x, y, z = p.x[index].copy(), p.y[index].copy(), p.z[index].copy()
-    if effects.vertex_resolution:
-        d0 = tracking.d0_resolution(true_pt, eta[index], energy[index]) / np.sqrt(2)
-        x += d0 * rng.standard_normal(len(index))
-        y += d0 * rng.standard_normal(len(index))
+    if effects.vertex_resolution:  # the transverse impact parameter is measured across the track
+        d0 = tracking.d0_resolution(true_pt, eta[index], energy[index]) * rng.standard_normal(len(index))
+        x -= d0 * np.sin(phi[index])
+        y += d0 * np.cos(phi[index])
         z += tracking.dz_resolution(true_pt, eta[index], energy[index]) * rng.standard_normal(len(index))
 
     muon = _muon_identification(p, index, decays, geometry, flow, effects, rng)
     tracks = Tracks(particle=index, event=p.event[index], pt=track_pt, eta=track_eta, phi=track_phi,
-                    charge=p.charge[index], x=x, y=y, z=z, muon=muon,
-                    true_electron=(p.cls[index] == ELECTRON))
+                    charge=track_charge, x=x, y=y, z=z, muon=muon,
+                    true_electron=electron, group=p.group[index], conversion=p.origin[index] == CONVERSION)
     if effects.fake_tracks:
         tracks = _add_fakes(tracks, primary_z, n_events, geometry, tracking, rng)
     return tracks
@@ -215,6 +276,7 @@ def _add_fakes(tracks: Tracks, primary_z: np.ndarray, n_events: int, geometry: G
                   eta=rng.uniform(-geometry.tracker_eta_max, geometry.tracker_eta_max, n),
                   phi=rng.uniform(-np.pi, np.pi, n), charge=rng.choice(np.array([-1, 1]), n),
                   x=np.zeros(n), y=np.zeros(n), z=primary_z[event] + rng.normal(0, 0.1, n),
-                  muon=np.zeros(n, dtype=bool), true_electron=np.zeros(n, dtype=bool))
+                  muon=np.zeros(n, dtype=bool), true_electron=np.zeros(n, dtype=bool),
+                  group=np.full(n, -1, dtype=np.int64), conversion=np.zeros(n, dtype=bool))
     return Tracks(**{name: np.concatenate([getattr(tracks, name), getattr(fake, name)])
                      for name in tracks.__dataclass_fields__})
