@@ -64,6 +64,9 @@ class Isolation:
     cone: float = field(default=0.5, metadata=_positive())
     pt_min: float = 0.5
     ratio_max: float = field(default=0.12, metadata=_positive())
+    # mm: charged particles further than this from the candidate along z are pileup (Delphes' IsRecoPU: not in the
+    # sum, counted in SumPtChargedPU); none: every charged particle counts (no pileup in the event)
+    pileup_dz: float | None = None
 
 
 @dataclass

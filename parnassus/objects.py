@@ -109,27 +109,41 @@ def jet_collection(particles: ak.Array, definition: JetDefinition) -> tuple[ak.A
 
 
 def _isolation(particles: ak.Array, selected: ak.Array, spec: IsolatedObject) -> dict[str, ak.Array]:
-    """Delphes Isolation sums for the ``selected`` particles of each event (the candidate itself excluded)."""
+    """Delphes Isolation sums for the ``selected`` particles of each event (the candidate itself excluded).
+
+    As Delphes' ``Isolation`` module fed by its ``EFlowFilter`` (particle flow without electrons and muons):
+    charged particles flagged as pileup (here: further than the card's ``pileup_dz`` from the candidate along z,
+    when set) go to SumPtChargedPU; IsolationVar is the Delta-beta corrected ratio, IsolationVarRhoCorr the
+    rho-corrected one (rho = 0: no rho input, as in the Delphes CMS card), and the cut uses the latter
+    (Delphes' default ``UseRhoCorrection``).
+    """
     index = ak.local_index(particles.pt)
-    cands = ak.zip({"pt": particles.pt, "eta": particles.eta, "phi": particles.phi, "i": index})[selected]
-    others = ak.zip({"pt": particles.pt, "eta": particles.eta, "phi": particles.phi, "i": index,
+    cands = ak.zip({"pt": particles.pt, "eta": particles.eta, "phi": particles.phi, "z": particles.z,
+                    "i": index})[selected]
+    others = ak.zip({"pt": particles.pt, "eta": particles.eta, "phi": particles.phi, "z": particles.z, "i": index,
                      "charged": particles.charge != 0})
+    others = others[(particles.cls != ELECTRON) & (particles.cls != MUON)]  # Delphes' EFlowFilter drops leptons
     pairs = ak.cartesian({"c": cands, "o": others}, axis=1, nested=True)
     c, o = pairs.c, pairs.o
     d_r2 = (c.eta - o.eta) ** 2 + delta_phi(c.phi, o.phi) ** 2
     inside = (d_r2 <= spec.isolation.cone**2) & (o.pt > spec.isolation.pt_min) & (o.i != c.i)
-    charged = ak.sum(o.pt * (inside & o.charged), axis=-1)
+    dz = spec.isolation.pileup_dz
+    pileup = o.charged & (abs(o.z - c.z) > dz) if dz is not None else o.charged & False
+    charged = ak.sum(o.pt * (inside & o.charged & ~pileup), axis=-1)
+    charged_pu = ak.sum(o.pt * (inside & pileup), axis=-1)
     neutral = ak.sum(o.pt * (inside & ~o.charged), axis=-1)
-    ratio = (charged + neutral) / cands.pt
-    return {"SumPtCharged": charged, "SumPtNeutral": neutral, "SumPtChargedPU": ak.zeros_like(charged),
-            "SumPt": charged + neutral, "IsolationVar": ratio, "IsolationVarRhoCorr": ratio}
+    delta_beta = charged + np.maximum(neutral - 0.5 * charged_pu, 0.0)
+    rho_corrected = charged + neutral
+    return {"SumPtCharged": charged, "SumPtNeutral": neutral, "SumPtChargedPU": charged_pu,
+            "SumPt": charged + charged_pu + neutral, "IsolationVar": delta_beta / cands.pt,
+            "IsolationVarRhoCorr": rho_corrected / cands.pt}
 
 
 def isolated(particles: ak.Array, cls: int, spec: IsolatedObject) -> tuple[ak.Array, ak.Array]:
     """Candidates of class ``cls`` passing pT, |eta| and isolation; returns (Delphes leaves, mask on PFCs)."""
     candidate = (particles.cls == cls) & (particles.pt >= spec.pt_min) & (abs(particles.eta) <= spec.eta_max)
     iso = _isolation(particles, candidate, spec)
-    passed = iso["IsolationVar"] <= spec.isolation.ratio_max
+    passed = iso["IsolationVarRhoCorr"] <= spec.isolation.ratio_max
     chosen = particles[candidate][passed]
     leaves = {"PT": chosen.pt, "Eta": chosen.eta, "Phi": chosen.phi, "T": ak.zeros_like(chosen.pt)}
     if cls == PHOTON:

@@ -206,7 +206,7 @@ def _clusters(event, energy, eta, phi):
 def test_particle_flow_energy_bookkeeping(tmp_path):
     refsim = params(tmp_path)
     flow = dataclasses.replace(refsim.particle_flow, hadron_calibration=Formula("1.0"),
-                               electron_fake_probability=0.0)
+                               photon_calibration=Formula("1.0"), electron_fake_probability=0.0)
     calo = refsim.calorimetry
     track = Tracks(particle=np.array([0]), event=np.array([0]), pt=np.array([10.0]), eta=np.array([0.0]),
                    phi=np.array([0.0]), charge=np.array([1]), x=np.zeros(1), y=np.zeros(1), z=np.zeros(1),

@@ -32,6 +32,7 @@ class Effects:
     long_lived_decays: bool = True  # K0S, Lambda, ... left stable by the generator decay in the tracker
     conversions: bool = True  # photons convert to e+e- pairs in the tracker material
     shower_fragments: bool = True  # the ECAL part of a hadron shower is clumpy (several EM sub-showers)
+    out_of_time_pileup: bool = True  # calorimeter energy from the interactions of the neighbouring bunch crossings
 
 
 @dataclass
@@ -98,6 +99,7 @@ class ParticleFlow:
     hcal_link_distance: float
     neutral_excess_significance: float  # calo excess over tracks (in sigmas) that makes neutrals
     neutral_energy_min: float  # GeV added to that sigma: small excesses are noise
+    photon_calibration: Formula  # factor applied to the energy of photon candidates (energy = raw cluster energy)
     hadron_calibration: Formula  # factor applied to hadronic cluster energy (energy = raw cluster energy)
     electron_e_over_p_min: float
     electron_e_over_p_max: float
@@ -110,6 +112,7 @@ class ParticleFlow:
     electron_id_efficiency: Formula  # for tracks of true electrons passing the E/p, H/E criteria
     electron_fake_probability: float  # for other tracks passing them
     muon_p_min: float  # GeV: momentum needed to reach the muon stations
+    muon_calo_energy: float  # GeV of calorimeter energy attributed to each muon track of a block (its MIP deposits)
     muon_id_efficiency: Formula
     decay_muon_id_efficiency: float  # a muon from a decay in flight is identified as muon
     punch_through_probability: Formula  # per charged hadron reaching the calorimeter
@@ -146,6 +149,10 @@ class Pileup:
     mu: float  # mean number of pileup interactions per event
     sigma_z: float  # mm: spread of the interaction vertices along z
     sigma_xy: float  # mm
+    # out-of-time pileup: Poisson(2 mu) interactions of the neighbouring bunch crossings (-50 ns, +50 ns) leave
+    # these fractions of their energy in the reconstructed ECAL and HCAL amplitudes (no tracks)
+    out_of_time_ecal: float = 0.0
+    out_of_time_hcal: float = 0.0
     source: Path | None = field(default=None, metadata={"may_not_exist": True})  # Pythia .cmnd or HepMC3 file
     events: int = field(default=5000, metadata={"positive": True})  # minimum-bias events in the pool
     seed: int = 1  # Pythia seed of the pool

@@ -119,7 +119,7 @@ def reconstruct(tracks: Tracks, track_ecal: tuple[np.ndarray, np.ndarray], track
     block_ecal = np.bincount(ecal_block[ecal_free], weights=ecal.energy[ecal_free], minlength=n_blocks)
     block_hcal = np.bincount(hcal_block, weights=hcal.energy, minlength=n_blocks)
     muon_tracks = hadronic & tracks.muon
-    mip = np.bincount(track_block[muon_tracks], minlength=n_blocks) * (calo.mip_ecal + calo.mip_hcal)
+    mip = np.bincount(track_block[muon_tracks], minlength=n_blocks) * flow.muon_calo_energy
     charged = hadronic & ~tracks.muon
     expected = np.bincount(track_block[charged], weights=momentum[charged], minlength=n_blocks)
     raw = np.maximum(block_ecal + block_hcal - mip, 0.0)
@@ -157,11 +157,14 @@ def reconstruct(tracks: Tracks, track_ecal: tuple[np.ndarray, np.ndarray], track
     lone_energy, lone_eta = hcal.energy[lone_hcal], hcal.eta[lone_hcal]
     lone_hcal_energy = lone_energy * flow.hadron_calibration(lone_energy / np.cosh(lone_eta), lone_eta, lone_energy)
 
+    # photon energies: the clusters' (or their share of the excess), calibrated for the energy lost under thresholds
+    photon_energy_out = ecal.energy[photon] * scale[ecal_block[photon]]
+    photon_energy_out = photon_energy_out * flow.photon_calibration(
+        photon_energy_out / np.cosh(ecal.eta[photon]), ecal.eta[photon], photon_energy_out)
     track_cls = np.where(electron, ELECTRON, np.where(tracks.muon, MUON, CHARGED_HADRON))
     parts = [
         (tracks.event, tracks.pt, tracks.eta, tracks.phi, tracks.charge, track_cls, tracks.x, tracks.y, tracks.z),
-        _neutral(ecal.event[photon], ecal.energy[photon] * scale[ecal_block[photon]], ecal.eta[photon],
-                 ecal.phi[photon], PHOTON, primary_vertex),
+        _neutral(ecal.event[photon], photon_energy_out, ecal.eta[photon], ecal.phi[photon], PHOTON, primary_vertex),
         _neutral(event_of_block[hadron_energy > 0], hadron_energy[hadron_energy > 0],
                  hcal_eta[hadron_energy > 0], hcal_phi[hadron_energy > 0], NEUTRAL_HADRON, primary_vertex),
         _neutral(hcal.event[lone_hcal], lone_hcal_energy, hcal.eta[lone_hcal], hcal.phi[lone_hcal], NEUTRAL_HADRON,

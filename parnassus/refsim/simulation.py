@@ -8,7 +8,7 @@ import numpy as np
 from parnassus.card import OutputCuts
 from parnassus.events import TruthBatch, make_pfcs, primary_vertices, sort_by_pt
 from parnassus.pdg import MUON
-from parnassus.refsim.calorimeter import Grid, add_noise, cluster, deposit_cells, particle_deposits
+from parnassus.refsim.calorimeter import Deposits, Grid, add_noise, cluster, deposit_cells, particle_deposits
 from parnassus.refsim.config import RefSimParameters
 from parnassus.refsim.interactions import convert_photons, decay_long_lived, radiate
 from parnassus.refsim.particleflow import reconstruct
@@ -61,6 +61,8 @@ class ReferenceSimulation:
             particles.cls[hits], particles.event[hits], energy, impact.ecal_eta[hits], impact.ecal_phi[hits],
             impact.hcal_eta[hits], impact.hcal_phi[hits], is_muon, calo, effects, rng,
             interactions, geometry.ecal_cell)
+        if self.pool is not None and effects.out_of_time_pileup:
+            ecal_deposits, hcal_deposits = self._out_of_time(ecal_deposits, hcal_deposits, n_events, rng)
         ecal_cells = deposit_cells(ecal_deposits, self.ecal_grid, effects.shower_spread)
         hcal_cells = deposit_cells(hcal_deposits, self.hcal_grid, effects.shower_spread)
         if effects.noise:
@@ -93,6 +95,23 @@ class ReferenceSimulation:
             getattr(candidates, name)[keep][np.argsort(candidates.event[keep], kind="stable")]
             for name in ("pt", "eta", "phi", "charge", "cls", "x", "y", "z")))
         return sort_by_pt(pfcs)
+
+    def _out_of_time(self, ecal: Deposits, hcal: Deposits, n_events: int, rng: np.random.Generator
+                     ) -> tuple[Deposits, Deposits]:
+        """Add the calorimeter deposits of the neighbouring bunch crossings' interactions, scaled by the
+        fractions of their energy that the in-time reconstruction picks up."""
+        p = self.params
+        pileup = p.pileup
+        particles, _ = self.pool.overlay(n_events, 2 * pileup.mu, pileup.sigma_z, pileup.sigma_xy, rng)
+        impact = propagate(particles, p.geometry, p.effects)
+        hits = np.flatnonzero(impact.reaches)
+        ecal_oot, hcal_oot = particle_deposits(
+            particles.cls[hits], particles.event[hits], particles.e[hits], impact.ecal_eta[hits],
+            impact.ecal_phi[hits], impact.hcal_eta[hits], impact.hcal_phi[hits], particles.cls[hits] == MUON,
+            p.calorimetry, p.effects, rng, p.interactions, p.geometry.ecal_cell)
+        ecal_oot.energy = ecal_oot.energy * pileup.out_of_time_ecal
+        hcal_oot.energy = hcal_oot.energy * pileup.out_of_time_hcal
+        return Deposits.concatenate([ecal, ecal_oot]), Deposits.concatenate([hcal, hcal_oot])
 
 
 def _primary_vertex(particles: Particles, n_events: int) -> np.ndarray:

@@ -231,7 +231,11 @@ def reconstruct_tracks(p: Particles, impact: Impact, decays: DecaysInFlight, pri
     angle = tracking.angular_resolution(true_pt, eta[index], energy[index])
     track_eta = eta[index] + angle * rng.standard_normal(len(index))
     track_phi = delta_phi(phi[index] + angle * rng.standard_normal(len(index)), 0.0)
-    x, y, z = p.x[index].copy(), p.y[index].copy(), p.z[index].copy()
+    # the track's reference point: its point of closest approach to the beam line (for displaced tracks not
+    # their production point; straight-line approximation)
+    x, y, z = (getattr(p, axis)[index] for axis in ("x", "y", "z"))
+    back = -(x * np.cos(phi[index]) + y * np.sin(phi[index]))
+    x, y, z = x + back * np.cos(phi[index]), y + back * np.sin(phi[index]), z + back * np.sinh(eta[index])
     if effects.vertex_resolution:  # the transverse impact parameter is measured across the track
         d0 = tracking.d0_resolution(true_pt, eta[index], energy[index]) * rng.standard_normal(len(index))
         x -= d0 * np.sin(phi[index])
