@@ -1,6 +1,7 @@
 """How near CMS 2011 refsim comes, and its isolated-lepton efficiency against the real Delphes CMS card.
 
     python benchmarks/refsim_realism.py [--card cards/refsim_cms2011.yaml] [--events 200] [--reference DIR]
+                                        [--off EFFECT ...]
 
 1. Realism: refsim on held-out ttbar + QCD pTHat 470-600 events (Pythia 8 from the example cards, with seeds
    that the dataset spec never uses), per event, PFCs with pT > 1 GeV and |eta| < 2.7 (the card's output
@@ -11,11 +12,14 @@
    objects), against the truth leptons (pT > 10 GeV, |eta| < 2.5) and what real Delphes 3.5.1 with its CMS
    card wrote for exactly those events.
 3. Jets: response and direction of refsim jets matched to GenJets (pT > 20 GeV, Delta R < 0.2) in the ttbar events.
+
+``--off EFFECT`` switches one of the card's ``effects`` off (repeatable), to measure what it contributes.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import tempfile
 from pathlib import Path
 
@@ -93,15 +97,19 @@ def main() -> None:
     parser.add_argument("--card", default=ROOT / "cards" / "refsim_cms2011.yaml", type=Path)
     parser.add_argument("--events", default=200, type=int, help="events per process (ttbar, QCD470)")
     parser.add_argument("--reference", default=ROOT.parent / "shared" / "reference", type=Path)
+    parser.add_argument("--off", action="append", default=[], help="switch this refsim effect off (repeatable)")
     args = parser.parse_args()
     card = load_card(args.card)
+    refsim = card.generator.refsim
+    refsim.effects = dataclasses.replace(refsim.effects, **dict.fromkeys(args.off, False))
     with tempfile.TemporaryDirectory() as tmp:
         outputs = []
         for cmnd, seed in SEEDS.items():
             outputs.append(Path(tmp) / f"{cmnd}.root")
             run(card, ROOT / "examples" / cmnd, outputs[-1], max_events=args.events, seed=seed, progress=False)
         stats = pfc_statistics(outputs)
-        print(f"refsim ({args.card.name}) on {args.events} ttbar + {args.events} QCD470 held-out events "
+        off = f", off: {', '.join(args.off)}" if args.off else ""
+        print(f"refsim ({args.card.name}{off}) on {args.events} ttbar + {args.events} QCD470 held-out events "
               f"(seeds {', '.join(map(str, SEEDS.values()))}), per event, PFC pT > 1 GeV, |eta| < 2.7")
         print(f"  {'':18s} {'refsim':>16s} {'CMS 2011':>14s} {'ratio':>6s} {'target':>8s}")
         worst = 0.0
