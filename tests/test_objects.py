@@ -99,3 +99,44 @@ def test_missing_et_is_minus_the_vector_sum():
     assert met.MET[0, 0] == pytest.approx(np.hypot(10, 4))
     assert met.Phi[0, 0] == pytest.approx(np.arctan2(-4, -10))
     assert met.MET[1, 0] == 0.0
+
+
+def test_isolation_excludes_leptons_and_separates_pileup_by_dz():
+    from parnassus.card import Isolation
+    from parnassus.pdg import MUON
+
+    # (pt, eta, phi, charge, cls, z): a muon at the primary vertex and, in its cone, a 3 GeV track from the same
+    # vertex, a 6 GeV track 40 mm away (pileup), a 2 GeV photon and a 5 GeV electron
+    event = [(20.0, 0.0, 0.0, -1, MUON, 0.0), (3.0, 0.1, 0.0, 1, CHARGED_HADRON, 0.0),
+             (6.0, 0.0, 0.2, -1, CHARGED_HADRON, 40.0), (2.0, 0.2, 0.1, 0, PHOTON, 0.0),
+             (5.0, -0.1, 0.1, 1, ELECTRON, 0.0)]
+    cols = np.array(event, dtype=float).T
+    particles = make_pfcs([len(event)], cols[0], cols[1], cols[2], cols[3].astype(int), cols[4].astype(int),
+                          np.zeros(len(event)), np.zeros(len(event)), cols[5])
+
+    def muons(pileup_dz, ratio_max=0.25):
+        spec = IsolatedObject(pt_min=10.0, eta_max=2.4, isolation=Isolation(cone=0.5, pt_min=0.5, ratio_max=ratio_max,
+                                                                            pileup_dz=pileup_dz))
+        return isolated(particles, MUON, spec)[0]
+
+    with_dz = muons(1.0)
+    assert ak.num(with_dz).tolist() == [1]  # (3 + 2) / 20 = 0.25: passes at <=
+    leaves = with_dz[0, 0]
+    assert leaves.SumPtCharged == pytest.approx(3.0)  # the electron is not counted (EFlowFilter)
+    assert leaves.SumPtChargedPU == pytest.approx(6.0)
+    assert leaves.SumPtNeutral == pytest.approx(2.0)
+    assert leaves.SumPt == pytest.approx(11.0)
+    assert leaves.IsolationVarRhoCorr == pytest.approx((3.0 + 2.0) / 20.0)
+    assert leaves.IsolationVar == pytest.approx((3.0 + max(2.0 - 0.5 * 6.0, 0.0)) / 20.0)
+    assert ak.num(muons(1.0, ratio_max=0.2)).tolist() == [0]  # the cut is on IsolationVarRhoCorr, not IsolationVar
+    # without the dz cut every track is from the primary vertex: (3 + 6 + 2) / 20 = 0.55, not isolated
+    assert ak.num(muons(None)).tolist() == [0]
+    leaves = muons(None, ratio_max=1.0)[0, 0]
+    assert leaves.SumPtCharged == pytest.approx(9.0) and leaves.SumPtChargedPU == 0.0
+    assert leaves.IsolationVarRhoCorr == pytest.approx(0.55) and leaves.IsolationVar == pytest.approx(0.55)
+    # the Delta-beta correction subtracts half the pileup from the neutrals: 2 GeV of neutrals, 2 GeV of pileup
+    event[2] = (2.0, 0.0, 0.2, -1, CHARGED_HADRON, 40.0)
+    cols = np.array(event, dtype=float).T
+    particles = make_pfcs([len(event)], cols[0], cols[1], cols[2], cols[3].astype(int), cols[4].astype(int),
+                          np.zeros(len(event)), np.zeros(len(event)), cols[5])
+    assert muons(1.0)[0, 0].IsolationVar == pytest.approx((3.0 + 2.0 - 0.5 * 2.0) / 20.0)

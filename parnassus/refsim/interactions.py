@@ -139,7 +139,8 @@ def decay_long_lived(p: Particles, decays: list[Decay], geometry: Geometry, rng:
         m1 = np.array([_properties(int(i))[0] for i in products[:, 0]])
         m2 = np.array([_properties(int(i))[0] for i in products[:, 1]])
         momentum = np.column_stack([parents.px, parents.py, parents.pz])
-        first, second = two_body(momentum, parents.e, parents.mass, m1, m2, rng)
+        on_shell = np.sqrt(parents.p**2 + parents.mass**2)  # records round E: E < |p| would boost to infinity
+        first, second = two_body(momentum, on_shell, parents.mass, m1, m2, rng)
         unit = momentum / np.maximum(parents.p, 1e-12)[:, None]
         vertex = tuple(np.tile(getattr(parents, axis) + distance * unit[:, k], 2)
                        for k, axis in enumerate(("x", "y", "z")))
