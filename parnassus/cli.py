@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 
 import click
 
@@ -28,7 +32,7 @@ def _simulation_options(command):
     """INPUT, OUTPUT and the options shared by ``run`` and ``refsim``."""
     options = [
         click.argument("input_path", metavar="INPUT", type=click.Path(allow_dash=True)),
-        click.argument("output_path", metavar="OUTPUT", type=click.Path(dir_okay=False)),
+        click.argument("output_path", metavar="OUTPUT", type=click.Path()),  # checked by run(): one-line errors
         click.option("-n", "--max-events", type=click.IntRange(min=1), default=None,
                      help="Read at most N events (a .cmnd card: generate N)."),
         click.option("--skip", type=click.IntRange(min=0), default=0, help="Skip the first N input events."),
@@ -43,25 +47,69 @@ def _simulation_options(command):
     return command
 
 
-def _simulate(card_path: str, input_path: str, output_path: str, kind: str | None = None, **options) -> None:
-    from parnassus.card import load_card
-    from parnassus.errors import CardError
-    from parnassus.run import run as run_simulation
+class _Signalled(KeyboardInterrupt):
+    """A SIGINT, SIGTERM or SIGHUP, raised like Ctrl-C so that the output writer removes its temporary file."""
 
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    """In the block, SIGINT, SIGTERM and SIGHUP raise :class:`_Signalled` (once: the cleanup is not interrupted).
+
+    A signal the process was started ignoring (``nohup``, ``&``) stays ignored.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def handler(signum: int, frame: object) -> None:
+        if not received:
+            received.append(signum)
+            raise _Signalled(signum)
+
+    names = ("SIGINT", "SIGTERM", "SIGHUP")
+    numbers = [getattr(signal, name) for name in names if hasattr(signal, name)]
+    previous = {number: signal.getsignal(number) for number in numbers}
+    for number, old in previous.items():
+        if old is not signal.SIG_IGN:
+            signal.signal(number, handler)
     try:
-        card = load_card(card_path)
-        if kind is not None and card.generator.kind != kind:
-            raise CardError(f"{card_path}: generator.kind: expected '{kind}', got '{card.generator.kind}'")
-        quiet = options.pop("quiet")
-        result = run_simulation(card, input_path, output_path, progress=not quiet, **options)
-    except ParnassusError as error:
-        raise click.ClickException(str(error)) from None
-    except KeyboardInterrupt:
-        click.echo("interrupted: no output written", err=True)
-        sys.exit(130)
-    for warning in result.warnings:
-        click.echo(f"warning: {warning}", err=True)
-    click.echo(_summary(result.counts, result.seconds, output_path, card.truth.max_particles), err=True)
+        yield
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, old if old is not None else signal.SIG_DFL)
+
+
+def _simulate(card_path: str, input_path: str, output_path: str, kind: str | None = None, **options) -> None:
+    """``run`` and ``refsim``: one-line errors; a signal exits 128 + its number and leaves no temporary file."""
+    result = None
+    with _signals_interrupt():
+        try:
+            from parnassus.card import load_card
+            from parnassus.errors import CardError
+            from parnassus.run import run as run_simulation
+
+            card = load_card(card_path)
+            if kind is not None and card.generator.kind != kind:
+                raise CardError(f"{card_path}: generator.kind: expected '{kind}', got '{card.generator.kind}'")
+            quiet = options.pop("quiet")
+            result = run_simulation(card, input_path, output_path, progress=not quiet, **options)
+            for warning in result.warnings:
+                click.echo(f"warning: {warning}", err=True)
+            click.echo(_summary(result.counts, result.seconds, output_path, card.truth.max_particles), err=True)
+        except ParnassusError as error:
+            raise click.ClickException(str(error)) from None
+        except KeyboardInterrupt as interrupt:
+            signum = getattr(interrupt, "signum", signal.SIGINT)
+            what = "interrupted" if signum == signal.SIGINT else f"terminated by {signal.Signals(signum).name}"
+            done = f"{output_path} was written" if result is not None else "no output written"
+            with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+                click.echo(f"{what}: {done}", err=True)
+            sys.exit(128 + signum)
 
 
 @main.command()

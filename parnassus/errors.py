@@ -11,3 +11,7 @@ class CardError(ParnassusError):
 
 class InputError(ParnassusError):
     """An input event file cannot be read."""
+
+
+class OutputError(ParnassusError):
+    """An output file cannot be written: full disk, missing folder, a directory or the input file as OUTPUT."""

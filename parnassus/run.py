@@ -15,7 +15,7 @@ import parnassus
 from parnassus.card import Card, Objects
 from parnassus.events import RunCounts, TruthBatch
 from parnassus.generators import Generator, make_generator
-from parnassus.io.delphes import DelphesWriter, pfc_collections, truth_collections
+from parnassus.io.delphes import DelphesWriter, check_output_path, pfc_collections, truth_collections
 from parnassus.io.hepmc import HepMCReader
 from parnassus.io.pythia import PythiaReader
 from parnassus.objects import build_objects
@@ -51,7 +51,11 @@ def simulate(batch: TruthBatch, generator: Generator, card: Card, seed: int) -> 
 def run(card: Card, input_path: str | Path, output_path: str | Path, *, max_events: int | None = None,
         skip: int = 0, seed: int | None = None, batch_size: int | None = None, device: str | None = None,
         progress: bool = True) -> RunResult:
-    """Simulate the events of ``input_path`` with ``card`` and write a Delphes-layout ROOT file."""
+    """Simulate the events of ``input_path`` with ``card`` and write a Delphes-layout ROOT file.
+
+    ``output_path`` appears only at the end (temporary file + rename); it must not be ``input_path``.
+    """
+    check_output_path(output_path, input_path)
     seed = card.sampling.seed if seed is None else seed
     batch_size = batch_size or card.sampling.batch_size
     device = device or card.sampling.device

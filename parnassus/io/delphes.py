@@ -9,15 +9,18 @@ counts of events read/written/skipped) is stored as JSON in the ``parnassus_meta
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import awkward as ak
 import numpy as np
 import uproot
 
+from parnassus.errors import OutputError
 from parnassus.events import TruthBatch
 from parnassus.pdg import CHARGED_HADRON, ELECTRON, MUON, NEUTRAL_HADRON, PHOTON
 
@@ -97,25 +100,57 @@ def _primitive(column: ak.Array) -> np.dtype:
     return layout.dtype
 
 
+def check_output_path(path: str | Path, input_path: str | Path | None = None) -> None:
+    """Raise :class:`OutputError` unless ``path`` names a file that may be written (and is not ``input_path``)."""
+    text = str(path)
+    if text == "-":
+        raise OutputError("OUTPUT '-': cannot write ROOT to stdout; give a file name")
+    if text.endswith(os.sep) or (os.altsep and text.endswith(os.altsep)) or os.path.isdir(text):
+        raise OutputError(f"{text}: names a directory; give a file name")
+    if input_path is not None and str(input_path) != "-" and os.path.exists(text) and os.path.exists(input_path):
+        if os.path.samefile(text, input_path):
+            raise OutputError(f"{text}: is the input file {input_path}; give another OUTPUT")
+
+
 class DelphesWriter:
     """Write collections batch by batch into a temporary file; rename it to ``path`` on :meth:`commit`.
 
     Used as a context manager, the temporary file is removed if the block ends without ``commit()``
-    (error, Ctrl-C), so a failed run leaves no output file.
+    (error, Ctrl-C, signal), so a failed run leaves no output file and an existing ``path`` untouched.
+    A write error (full disk, ...) removes the temporary file and raises a one-line :class:`OutputError`.
     """
 
     def __init__(self, path: str | Path, flush_events: int = 1000):
+        check_output_path(path)
         self.path = Path(path)
         self.flush_events = flush_events  # uproot rewrites the tree header on every extend: extend rarely
         self._pending: list[dict[str, ak.Array]] = []
         self._pending_events = 0
+        self._tree = None
+        self._file = None
+        self.entries = 0
         directory = self.path.parent if str(self.path.parent) else Path(".")
-        handle, temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=directory)
+        try:
+            handle, temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=directory)
+        except OSError as error:
+            raise self._error(error) from None
         os.close(handle)
         self._temporary = Path(temporary)
-        self._file = uproot.recreate(self._temporary)
-        self._tree = None
-        self.entries = 0
+        with self._guard():
+            self._file = uproot.recreate(self._temporary)
+
+    def _error(self, error: OSError) -> OutputError:
+        reason = error.strerror or (str(error).strip().splitlines() or [type(error).__name__])[0]
+        return OutputError(f"{self.path}: cannot write ({reason})")
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Turn an OSError of the block into a one-line OutputError, after removing the temporary file."""
+        try:
+            yield
+        except OSError as error:
+            self.abort()
+            raise self._error(error) from None
 
     def write(self, collections: dict[str, ak.Array]) -> None:
         """Queue one batch of collections (every batch has the same collections); flush when enough."""
@@ -123,7 +158,8 @@ class DelphesWriter:
         self._pending_events += len(next(iter(collections.values())))
         self.entries += len(next(iter(collections.values())))
         if self._pending_events >= self.flush_events:
-            self._flush()
+            with self._guard():
+                self._flush()
 
     def _flush(self) -> None:
         if not self._pending:
@@ -139,20 +175,25 @@ class DelphesWriter:
 
     def commit(self, metadata: dict) -> None:
         """Write what is queued, store the metadata, close the file and move it to its final name."""
-        self._flush()
-        self._file[METADATA_KEY] = json.dumps(metadata, indent=1, sort_keys=True, default=str)
-        self._file.close()
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(self._temporary, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
-        os.replace(self._temporary, self.path)
-        self._file = None
+        with self._guard():
+            self._flush()
+            self._file[METADATA_KEY] = json.dumps(metadata, indent=1, sort_keys=True, default=str)
+            self._file.close()
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(self._temporary, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
+            os.replace(self._temporary, self.path)
+            self._file = None
 
     def abort(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-        self._temporary.unlink(missing_ok=True)
+        """Close the file, ignoring errors (a full disk fails again on close), and remove the temporary file."""
+        file, self._file = self._file, None
+        try:
+            if file is not None:
+                with contextlib.suppress(Exception):
+                    file.close()
+        finally:
+            self._temporary.unlink(missing_ok=True)
 
     def __enter__(self) -> DelphesWriter:
         return self
