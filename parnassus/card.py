@@ -30,6 +30,10 @@ def _positive() -> dict:
     return {"positive": True}
 
 
+def _non_negative() -> dict:
+    return {"non_negative": True}
+
+
 @dataclass
 class TruthCuts:
     """Which truth particles of an input event enter the simulation (the ``Particle`` collection)."""
@@ -154,14 +158,14 @@ class TrainingConfig:
     time_power: float = field(default=1.0, metadata=_positive())
     checkpoint_every: int = field(default=500, metadata=_positive())
     validate_every: int = field(default=250, metadata=_positive())
-    seed: int = 0
+    seed: int = field(default=0, metadata=_non_negative())
 
 
 @dataclass
 class Sampling:
     batch_size: int = field(default=100, metadata=_positive())
     device: str = "cpu"
-    seed: int = 0
+    seed: int = field(default=0, metadata=_non_negative())
     solver: str = field(default="dpmpp2m", metadata=_choice("euler", "midpoint", "heun", "pndm", "dpmpp2m"))
     steps: int = field(default=8, metadata=_positive())
 
@@ -297,6 +301,8 @@ def _check_constraints(spec: dataclasses.Field, value: Any, key: str, card_path:
         raise CardError(f"{card_path}: {key}: expected one of {', '.join(choices)}, got {value!r}")
     if spec.metadata.get("positive") and value is not None and not value > 0:
         raise CardError(f"{card_path}: {key}: must be > 0, got {value!r}")
+    if spec.metadata.get("non_negative") and value is not None and not value >= 0:
+        raise CardError(f"{card_path}: {key}: must be >= 0, got {value!r}")
 
 
 def _join(where: str, name: str) -> str:

@@ -28,6 +28,25 @@ def _summary(counts, seconds: float, output_path: str, max_particles: int | None
             f"({skipped}){truncated}; {rate:.1f} events/s -> {output_path}")
 
 
+def _seed(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    """A --seed must be >= 0 (numpy's seed sequences refuse negative seeds): a one-line error otherwise."""
+    if value is not None and value < 0:
+        raise click.ClickException(f"--seed: must be >= 0, got {value}")
+    return value
+
+
+def _device(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A --device that torch does not know, or that this machine does not have, is a one-line error."""
+    if value is not None:
+        from parnassus.generators.neural import resolve_device
+
+        try:
+            resolve_device(value, "--device")
+        except ParnassusError as error:
+            raise click.ClickException(str(error)) from None
+    return value
+
+
 def _simulation_options(command):
     """INPUT, OUTPUT and the options shared by ``run`` and ``refsim``."""
     options = [
@@ -36,7 +55,8 @@ def _simulation_options(command):
         click.option("-n", "--max-events", type=click.IntRange(min=1), default=None,
                      help="Read at most N events (a .cmnd card: generate N)."),
         click.option("--skip", type=click.IntRange(min=0), default=0, help="Skip the first N input events."),
-        click.option("--seed", type=int, default=None, help="Random seed (default: the card's sampling.seed)."),
+        click.option("--seed", type=int, default=None, callback=_seed,
+                     help="Random seed, >= 0 (default: the card's sampling.seed)."),
         click.option("--device", default=None, help="cpu, cuda, ... (default: the card's sampling.device)."),
         click.option("--batch-size", type=click.IntRange(min=1), default=None,
                      help="Events per batch (default: the card's sampling.batch_size)."),
@@ -157,7 +177,7 @@ def dataset(spec: str, output: str | None, workers: int, only: tuple[str, ...]) 
 @click.option("--out", "output", type=click.Path(file_okay=False), default=None,
               help="Model folder (default: the card's generator.checkpoint).")
 @click.option("--resume", is_flag=True, help="Continue from the folder's state.pt (bit-exact).")
-@click.option("--device", default=None, help="cpu, cuda, ... (default: cuda if available).")
+@click.option("--device", default=None, callback=_device, help="cpu, cuda, ... (default: cuda if available).")
 @click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Stop after this step (resumable).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(card_path: str, output: str | None, resume: bool, device: str | None, max_steps: int | None,
@@ -247,7 +267,7 @@ def convert(card_path: str, input_path: str, output_path: str, max_events: int |
               help="Label of a file, once per file, target first (default: the file names).")
 @click.option("-n", "--max-events", type=click.IntRange(min=2), default=None, help="Compare the first N events.")
 @click.option("--replicas", type=click.IntRange(min=2), default=20, show_default=True, help="Bootstrap replicas.")
-@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the bootstrap.")
+@click.option("--seed", type=int, default=1, show_default=True, callback=_seed, help="Seed of the bootstrap.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def validate(target_path: str, candidates: tuple[str, ...], out_dir: str, labels: tuple[str, ...],
              max_events: int | None, replicas: int, seed: int, quiet: bool) -> None:

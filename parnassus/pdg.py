@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from particle import pdgid
+from particle import InvalidParticle, Particle, ParticleNotFound, pdgid
 
 CHARGED_HADRON, ELECTRON, MUON, NEUTRAL_HADRON, PHOTON = range(5)
 CLASS_NAMES = ("charged_hadron", "electron", "muon", "neutral_hadron", "photon")
@@ -17,8 +17,13 @@ CLASS_MASS = np.array([0.13957039, 0.00051099895, 0.1056583755, 0.0, 0.0])
 
 @lru_cache(maxsize=4096)
 def _charge_and_class(pid: int) -> tuple[int, int]:
-    """(charge in units of e, class) for one PDG id; class -1 when the id is not a valid PDG id."""
+    """(charge in units of e, class) for one PDG id; class -1 when the id is not a valid PDG id, or a valid one
+    that the ``particle`` package's PDG table does not know (9999999 is no neutral hadron)."""
     if not pdgid.is_valid(pid):
+        return 0, -1
+    try:
+        Particle.from_pdgid(pid)
+    except (ParticleNotFound, InvalidParticle):
         return 0, -1
     three_charge = pdgid.three_charge(pid)
     charge = 0 if three_charge is None else int(round(three_charge / 3))

@@ -3,20 +3,32 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import awkward as ak
+import numpy as np
 import pytest
+import torch
 import uproot.sink.file
 from click.testing import CliRunner
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
+from parnassus.card import TruthCuts, load_card
 from parnassus.cli import main
+from parnassus.events import RunCounts
+from parnassus.io.hepmc import HepMCReader
+from parnassus.io.pythia import PythiaReader
+from parnassus.pdg import CHARGED_HADRON, NEUTRAL_HADRON, charge_and_class
 
-from .conftest import CARD, EXAMPLE, ROOT
+from .conftest import CARD, EXAMPLE, ROOT, SIMPLE_EVENT, make_event, write_events
 
 PYTHIA_CARD = ROOT / "examples" / "ttbar_7TeV.cmnd"
 PREVIOUS = b"previous output, not to be touched\n"
@@ -161,3 +173,162 @@ def test_early_ctrl_c_exits_130_with_one_line(tmp_path):
     assert "Aborted" not in stderr and "Traceback" not in stderr, stderr
     assert len(stderr.strip().splitlines()) == 1, stderr
     assert list(tmp_path.iterdir()) == []
+
+
+# -- reliability issue: malformed numbers, unknown PDG ids, broken checkpoints, bad seeds and devices ----------------
+
+LEARNED_CARD = ROOT / "cards" / "cms2011.yaml"
+MODEL = ROOT / "models" / "cms2011-refsim"
+WIDE_OPEN = {"pt_min": 1e-9, "eta_max": 1e9, "max_particles": 1_000_000}
+
+
+def read_events(path: Path, **cuts) -> tuple[list[int], RunCounts]:
+    """The event numbers the HepMC reader accepts from ``path``, and its counts."""
+    counts = RunCounts()
+    batches = list(HepMCReader(path, TruthCuts(**cuts), 10, counts))
+    return [int(n) for batch in batches for n in batch.number], counts
+
+
+def corrupt_line(path: Path, event: int, prefix: str, field: int, value: str) -> Path:
+    """Replace field ``field`` (0: the line's letter) of the first line of event ``event`` starting with ``prefix``."""
+    lines = path.read_text().splitlines(keepends=True)
+    start = lines.index(next(line for line in lines if line.startswith(f"E {event} ")))
+    at = next(i for i in range(start, len(lines)) if lines[i].startswith(prefix))
+    fields = lines[at].split()
+    fields[field] = value
+    lines[at] = " ".join(fields) + "\n"
+    path.write_text("".join(lines))
+    return path
+
+
+@pytest.fixture
+def three_events(tmp_path) -> Path:
+    """Events 0 to 2; each has a vertex with a position (a V line with '@ x y z t')."""
+    return write_events(tmp_path / "three.hepmc",
+                        [make_event(i, SIMPLE_EVENT, vertex=(0.1, 0.2, 0.3, 0.4)) for i in range(3)])
+
+
+@pytest.mark.parametrize("prefix, field, value", [
+    ("P 2 ", 4, "abc"),  # px of a charged pion
+    ("P 4 ", 6, "1.5e+00x"),  # pz of a photon, a letter after the number
+    ("P 5 ", 3, "13O"),  # the PDG id (a letter O for a zero)
+    ("V -1 ", 6, "abc"),  # the vertex's y position
+    ("P 6 ", 8, ""),  # a missing field (two spaces)
+])
+def test_malformed_number_skips_the_event_as_malformed(three_events, prefix, field, value):
+    corrupt_line(three_events, 1, prefix, field, value)
+    numbers, counts = read_events(three_events)
+    assert numbers == [0, 2]
+    assert counts.read == 3 and dict(counts.skipped) == {"malformed event": 1}
+
+
+def test_nan_and_valid_number_forms_are_not_malformed(three_events):
+    corrupt_line(three_events, 0, "P 3 ", 5, "1")  # plain integer, as a hand-written file may have
+    corrupt_line(three_events, 0, "P 4 ", 4, "+4.")
+    corrupt_line(three_events, 0, "V -1 ", 5, ".1E-0")
+    corrupt_line(three_events, 1, "P 2 ", 4, "nan")  # read, then skipped for its non-finite momentum
+    numbers, counts = read_events(three_events)
+    assert numbers == [0, 2]
+    assert dict(counts.skipped) == {"non-finite momentum": 1}
+
+
+def test_unknown_pdg_ids_are_counted_skips(three_events):
+    corrupt_line(three_events, 0, "P 5 ", 3, "9999999")  # K0L → an id the PDG table does not know
+    corrupt_line(three_events, 2, "P 2 ", 3, "1234567")
+    numbers, counts = read_events(three_events)
+    assert numbers == [1]
+    assert dict(counts.skipped) == {"unknown PDG id": 2}
+    charge, cls = charge_and_class(np.array([9999999, 1234567, 1000010020, 211, 130]))
+    assert cls.tolist()[:2] == [-1, -1] and cls.tolist()[2:] == [CHARGED_HADRON, CHARGED_HADRON, NEUTRAL_HADRON]
+    assert charge.tolist()[2:] == [1, 1, 0]
+
+
+def test_final_state_ids_of_the_example_and_pythia_cards_are_known():
+    """Nothing ordinary becomes an 'unknown PDG id' skip: every final-state particle in a wide-open acceptance."""
+    drop = load_card(LEARNED_CARD).truth.drop_pids
+    numbers, counts = read_events(EXAMPLE, drop_pids=drop, **WIDE_OPEN)
+    assert len(numbers) == 50 and not counts.skipped
+    for cmnd in sorted((ROOT / "examples").glob("*.cmnd")):
+        counts = RunCounts()
+        reader = PythiaReader(cmnd, TruthCuts(drop_pids=drop, **WIDE_OPEN), 100, counts, max_events=200, seed=5)
+        pids = np.concatenate([ak.to_numpy(ak.flatten(batch.particles.pid)) for batch in reader])
+        assert counts.written == 0 and counts.read == 200 and not counts.skipped, (cmnd.name, counts.skipped)
+        assert np.all(charge_and_class(pids)[1] >= 0)
+
+
+def learned_card_with_model(tmp_path: Path, damage) -> tuple[Path, Path]:
+    """A copy of the learned card whose checkpoint is a copy of the shipped model, damaged by ``damage(weights)``."""
+    folder = tmp_path / "model"
+    shutil.copytree(MODEL, folder)
+    weights = folder / "model.safetensors"
+    damage(weights)
+    card = tmp_path / "card.yaml"
+    card.write_text(LEARNED_CARD.read_text().replace("checkpoint: ../models/cms2011-refsim",
+                                                     f"checkpoint: {folder}"))
+    return card, weights
+
+
+def _truncate(weights: Path) -> None:
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+
+
+def _garbage(weights: Path) -> None:
+    weights.write_bytes(b"\x00\x01not a safetensors file" * 100)
+
+
+def _no_metadata(weights: Path) -> None:
+    save_file({"x": torch.zeros(3)}, weights)
+
+
+def _bad_metadata(weights: Path) -> None:
+    save_file({"x": torch.zeros(3)}, weights, metadata={"parnassus": "{not json"})
+
+
+def _other_architecture(weights: Path) -> None:
+    tensors, metadata = load_file(weights), safe_open(weights, "pt").metadata()
+    data = json.loads(metadata["parnassus"])
+    data["architecture"]["dim"] = 32
+    save_file(tensors, weights, metadata={"parnassus": json.dumps(data)})
+
+
+def _missing_tensor(weights: Path) -> None:
+    tensors, metadata = load_file(weights), safe_open(weights, "pt").metadata()
+    tensors.pop(sorted(tensors)[0])
+    save_file(tensors, weights, metadata=metadata)
+
+
+@pytest.mark.parametrize("damage", [_truncate, _garbage, _no_metadata, _bad_metadata, _other_architecture,
+                                    _missing_tensor])
+def test_broken_checkpoint_is_one_line_naming_the_file(tmp_path, damage):
+    card, weights = learned_card_with_model(tmp_path, damage)
+    result = invoke("run", "--quiet", "--card", card, "-n", "2", EXAMPLE, tmp_path / "out.root")
+    assert_one_line_error(result, str(weights))
+    assert not (tmp_path / "out.root").exists()
+
+
+def test_negative_seed_is_one_line(tmp_path):
+    result = invoke("run", "--quiet", "--card", CARD, "--seed", "-5", "-n", "2", EXAMPLE, tmp_path / "out.root")
+    assert_one_line_error(result, "--seed: must be >= 0, got -5")
+    card = tmp_path / "card.yaml"
+    card.write_text(CARD.read_text().replace("seed: 12345", "seed: -3"))
+    result = invoke("run", "--quiet", "--card", card, "-n", "2", EXAMPLE, tmp_path / "out.root")
+    assert_one_line_error(result, f"{card}: sampling.seed: must be >= 0, got -3")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["card.yaml"]
+
+
+@pytest.mark.parametrize("device", ["bogus", "mps"] + ([] if torch.cuda.is_available() else ["cuda"]))
+def test_unknown_or_unavailable_device_is_one_line(tmp_path, device):
+    result = invoke("run", "--quiet", "--card", LEARNED_CARD, "--device", device, "-n", "2", EXAMPLE,
+                    tmp_path / "out.root")
+    assert_one_line_error(result, f"--device: '{device}'")
+    assert not list(tmp_path.iterdir())
+
+
+def test_card_device_is_checked(tmp_path):
+    card = tmp_path / "card.yaml"
+    card.write_text(LEARNED_CARD.read_text().replace("checkpoint: ../models/cms2011-refsim", f"checkpoint: {MODEL}")
+                    .replace("device: cpu", "device: gpu"))
+    result = invoke("run", "--quiet", "--card", card, "-n", "2", EXAMPLE, tmp_path / "out.root")
+    assert_one_line_error(result, f"{card}: sampling.device: 'gpu' is not a device")
+    result = invoke("run", "--quiet", "--card", card, "--device", "cpu", "-n", "2", EXAMPLE, tmp_path / "out.root")
+    assert result.exit_code == 0, result.output

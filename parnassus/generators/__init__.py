@@ -12,8 +12,24 @@ from parnassus.events import TruthBatch
 Generator = Callable[[TruthBatch, int], ak.Array]
 
 
+def device_source(card: Card, device: str | None) -> str:
+    """Where a device name came from, for error messages: the option, or the card's sampling.device."""
+    return "--device" if device is not None and device != card.sampling.device else f"{card.path}: sampling.device"
+
+
 def make_generator(card: Card, device: str | None = None) -> Generator:
-    """The generator the card asks for (``device`` overrides the card's sampling.device)."""
+    """The generator the card asks for (``device`` overrides the card's sampling.device).
+
+    Only the neural generator uses the device (it must exist here); for the others a device name torch does
+    not know is still an error (a mistyped option or card field), but torch is imported only to check one
+    that is not ``cpu``.
+    """
+    if card.generator.kind != "neural":
+        name = device or card.sampling.device
+        if name != "cpu":
+            from parnassus.generators.neural import resolve_device
+
+            resolve_device(name, device_source(card, device), available=False)
     if card.generator.kind == "parametric":
         from parnassus.generators.parametric import ParametricGenerator
 

@@ -22,6 +22,7 @@ import torch
 from parnassus.card import Card
 from parnassus.errors import CardError
 from parnassus.events import TruthBatch, make_pfcs, sort_by_pt
+from parnassus.generators import device_source
 from parnassus.nn.checkpoint import load_model
 from parnassus.nn.data import particle_sets, truth_inputs
 from parnassus.nn.features import N_CLASSES, counts_from_samples, standardise, unstandardise
@@ -29,12 +30,26 @@ from parnassus.solvers import make_path, sample
 
 CHARGED_CLASSES = np.array([True, True, True, False, False])
 PROJECTION_ITERATIONS = 3
+DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
 
 
-def resolve_device(name: str) -> torch.device:
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise CardError(f"sampling.device: '{name}' requested but no CUDA device is available")
+def resolve_device(name: str, where: str = "sampling.device", available: bool = True) -> torch.device:
+    """The torch device ``name``; a one-line :class:`CardError` naming ``where`` (the card field or the option)
+    if it is no device the generator can run on, or (``available``) if this machine does not have it."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError, TypeError):
+        device = None
+    if device is None or device.type not in DEVICE_TYPES:
+        raise CardError(f"{where}: '{name}' is not a device (cpu, cuda, cuda:N, mps or xpu)")
+    if not available or device.type == "cpu":
+        return device
+    backend = {"cuda": torch.cuda, "mps": torch.backends.mps, "xpu": getattr(torch, "xpu", None)}[device.type]
+    if backend is None or not backend.is_available():
+        raise CardError(f"{where}: '{name}' requested but this machine has no {device.type} device")
+    count = backend.device_count() if hasattr(backend, "device_count") else 1
+    if device.index is not None and device.index >= count:
+        raise CardError(f"{where}: '{name}' requested but this machine has {count} {device.type} device(s)")
     return device
 
 
@@ -42,7 +57,7 @@ class NeuralGenerator:
     """Samples candidates with the checkpoint the card names (see module docstring)."""
 
     def __init__(self, card: Card, device: str | None = None):
-        self.device = resolve_device(device or card.sampling.device)
+        self.device = resolve_device(device or card.sampling.device, device_source(card, device))
         self.model, self.norm, self.metadata = load_model(card, str(self.device))
         arch = self.model.arch
         self.path = make_path("linear" if arch.kind == "flow" else "cosine")

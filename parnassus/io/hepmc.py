@@ -4,7 +4,8 @@ The input (plain, gzip, bzip2 or xz HepMC3 ASCII; ``-`` for stdin, so a generato
 is split into per-event text blocks in Python, then parsed by pyhepmc one batch at a time, so memory
 does not grow with the number of events. Each block is checked against the particle count its ``E`` line
 announces before it is parsed: truncated, empty or malformed events are skipped and counted, never dropped
-silently, and never end the read early.
+silently, and never end the read early. HepMC3's parser reads a number it cannot parse as 0 (C ``atof``), so
+the numbers of the E, W, P and V lines are checked in the text first (see :func:`numbers_are_well_formed`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import bz2
 import gzip
 import io
 import lzma
+import re
 import sys
 import zlib
 from collections.abc import Iterator
@@ -34,6 +36,23 @@ EVENT_START = b"\nE "
 END_LISTING = b"HepMC::Asciiv3-END_EVENT_LISTING"
 _DECOMPRESSORS = ((b"\x1f\x8b", gzip.open), (b"BZh", bz2.open), (b"\xfd7zXZ\x00", lzma.open))
 _STREAM_ERRORS = (EOFError, OSError, zlib.error, lzma.LZMAError)
+
+# What HepMC3's ReaderAscii parses with atoi/atof (a space before each field), as written by its WriterAscii
+# (V: id, status, incoming particles, optional position; P: id, parent, PDG id, px, py, pz, e, mass, status).
+_INT = rb"[-+]?\d+"
+_NUM = rb"[-+]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|(?i:nan|inf|infinity))"
+_POSITION = rb"(?: @ " + rb" ".join([_NUM] * 4) + rb")?"
+_LINES = {
+    b"E": rb" " + rb" ".join([_INT] * 3) + _POSITION,
+    b"W": rb"(?:[ \t]+" + _NUM + rb")*",
+    b"V": rb" " + _INT + rb" " + _INT + rb" \[(?:" + _INT + rb"(?:," + _INT + rb")*)?\]" + _POSITION,
+    b"P": rb" " + rb" ".join([_INT] * 3 + [_NUM] * 5 + [_INT]),
+}
+# matches at the start of any E, W, V or P line whose fields are not numbers of the expected form
+_BAD_LINE = re.compile(rb"^(?:" + rb"|".join(kind + rb"(?!" + fields + rb"[ \t\r]*$)"
+                                            for kind, fields in _LINES.items()) + rb")", re.MULTILINE)
+# characters of the P and V lines of WriterAscii's output, but for the letters P, V and the '@' of a position
+_NUMBER_CHARACTERS = b"0123456789+-.e []\n,"
 
 
 @dataclass
@@ -172,6 +191,9 @@ class HepMCReader(TruthReader):
         if block.text.count(b"\nP ") != n_particles or not block.text.endswith(b"\n"):
             self.counts.skip("truncated or malformed event")
             return False
+        if not numbers_are_well_formed(block.text, n_particles):
+            self.counts.skip("malformed event")
+            return False
         block.n_particles = n_particles
         return True
 
@@ -213,6 +235,28 @@ class HepMCReader(TruthReader):
             return None
         weight = event.weights[0] if len(event.weights) else 1.0
         return {"index": index, "number": event.event_number, "weight": weight, **selected}
+
+
+def numbers_are_well_formed(text: bytes, n_particles: int) -> bool:
+    """Whether every field of the E, W, V and P lines of one event's text is a number of the expected form.
+
+    Its head (E, U, W, A... lines) is matched line by line. Its particle and vertex lines, the bulk of the
+    text, are first checked in bulk against the layout of WriterAscii (only P and V lines; digits, signs,
+    points and one exponent 'e' per float; 9 spaces per P line, 3 per V line, 5 more per position): a few
+    passes over the text in C. Only an event that differs from that layout is matched line by line.
+    """
+    first = text.find(b"\nP ") + 1
+    if _BAD_LINE.search(text, 0, first):
+        return False
+    letters = text.translate(None, _NUMBER_CHARACTERS)
+    letters = letters[len(text[:first].translate(None, _NUMBER_CHARACTERS)):]  # those of the P and V lines
+    n_vertices, n_positions = letters.count(b"V"), letters.count(b"@")
+    if (len(letters) == n_particles + n_vertices + n_positions and letters.count(b"P") == n_particles
+            and text.count(b"\n", first) == n_particles + n_vertices
+            and text.count(b" ", first) == 9 * n_particles + 3 * n_vertices + 5 * n_positions
+            and text.count(b"e", first) == 5 * n_particles + 4 * n_positions):
+        return True
+    return _BAD_LINE.search(text, first) is None
 
 
 class TruthSelector:

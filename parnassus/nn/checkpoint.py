@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from parnassus.card import Card
@@ -44,29 +45,86 @@ def save_model(model: Parnassus, norm: Normalisation, card: Card, provenance: di
 
 
 def read_metadata(folder: Path) -> dict:
-    from safetensors import safe_open
-
-    with safe_open(folder / WEIGHTS, framework="pt") as file:
-        return json.loads(file.metadata()["parnassus"])
+    """The Parnassus metadata of ``folder/model.safetensors``; a one-line :class:`CardError` naming the file if
+    it is no safetensors file (corrupt, truncated) or holds no Parnassus metadata."""
+    path = folder / WEIGHTS
+    try:
+        with safe_open(path, framework="pt") as file:
+            text = (file.metadata() or {}).get("parnassus")
+    except (SafetensorError, OSError) as error:
+        raise CardError(f"{path}: not a readable safetensors file ({_one_line(error)})") from None
+    if text is None:
+        raise CardError(f"{path}: no Parnassus metadata (not a model folder written by parnassus train)")
+    try:
+        metadata = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise CardError(f"{path}: its Parnassus metadata is not valid JSON ({error.msg})") from None
+    if not isinstance(metadata, dict):
+        raise CardError(f"{path}: its Parnassus metadata is not a JSON object")
+    return metadata
 
 
 def load_model(card: Card, device: str = "cpu") -> tuple[Parnassus, Normalisation, dict]:
-    """The model the card's ``generator.checkpoint`` names, checked against the card."""
+    """The model the card's ``generator.checkpoint`` names, checked against the card.
+
+    Any problem with the model file (unreadable, no or incomplete metadata, weights that do not fit the
+    architecture its metadata describes) is a one-line :class:`CardError` naming the file.
+    """
     folder = card.generator.checkpoint
     if folder is None or not (folder / WEIGHTS).exists():
         raise CardError(f"{card.path}: generator.checkpoint: no trained model at {folder} "
                         f"(train one with: parnassus train --card {card.path})")
+    path = folder / WEIGHTS
     metadata = read_metadata(folder)
     if metadata.get("format_version") != FORMAT_VERSION:
         raise CardError(f"{card.path}: generator.checkpoint: {folder} has format "
                         f"{metadata.get('format_version')}, this version reads {FORMAT_VERSION}")
+    for key in ("architecture", "normalisation", "features", "truth", "output", "provenance"):
+        if not isinstance(metadata.get(key), dict):
+            raise CardError(f"{path}: its Parnassus metadata has no '{key}' section")
     expected = cuts_of(card)
     for section in ("truth", "output"):
         for key, value in metadata[section].items():
             if expected[section].get(key) != value:
                 raise CardError(f"{card.path}: {section}.{key}: the model in {folder} was trained with {value!r}, "
                                 f"the card says {expected[section].get(key)!r}")
-    model = Parnassus(Architecture(**metadata["architecture"]))
-    model.load_state_dict(load_file(folder / WEIGHTS, device="cpu"))
+    features = {"particle": list(PARTICLE_FEATURES), "event": list(EVENT_FEATURES)}
+    if metadata["features"] != features:
+        raise CardError(f"{path}: trained with features {metadata['features']}, this version computes {features}")
+    try:
+        model = Parnassus(Architecture(**metadata["architecture"]))
+        norm = Normalisation.from_dict(metadata["normalisation"])
+    except (TypeError, ValueError, KeyError, RuntimeError) as error:
+        raise CardError(f"{path}: invalid architecture or normalisation in its metadata ({_one_line(error)})"
+                        ) from None
+    sizes = {"truth": len(PARTICLE_FEATURES), "pfc": len(PARTICLE_FEATURES), "event": len(EVENT_FEATURES)}
+    for name, size in sizes.items():
+        for value in (getattr(norm, f"{name}_mean"), getattr(norm, f"{name}_std")):
+            if value.shape != (size,):
+                raise CardError(f"{path}: normalisation of the {name} features has shape {value.shape}, "
+                                f"expected ({size},)")
+    try:
+        tensors = load_file(path, device="cpu")
+    except (SafetensorError, OSError) as error:
+        raise CardError(f"{path}: not a readable safetensors file ({_one_line(error)})") from None
+    _check_weights(path, tensors, model.state_dict())
+    model.load_state_dict(tensors)
     model.to(torch.device(device)).eval()
-    return model, Normalisation.from_dict(metadata["normalisation"]), metadata
+    return model, norm, metadata
+
+
+def _check_weights(path: Path, tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> None:
+    """A one-line CardError if the stored tensors are not those (names and shapes) of the architecture."""
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong = [f"{name} {tuple(tensors[name].shape)} instead of {tuple(expected[name].shape)}"
+             for name in sorted(set(expected) & set(tensors)) if tensors[name].shape != expected[name].shape]
+    problems = [f"{len(names)} {what} (first: {names[0]})"
+                for what, names in (("missing", missing), ("unexpected", unexpected), ("of another shape", wrong))
+                if names]
+    if problems:
+        raise CardError(f"{path}: the weights do not fit the architecture in its metadata: {'; '.join(problems)}")
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
