@@ -27,6 +27,7 @@ _ALLOWED_NODES = (
     ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow, ast.USub, ast.UAdd,
     ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq,
 )
+MAX_EXPONENT = 100  # a larger constant exponent, or a power of a power of constants, could take forever (9**9**9)
 
 
 class _ComparisonsAsFloat(ast.NodeTransformer):
@@ -35,6 +36,28 @@ class _ComparisonsAsFloat(ast.NodeTransformer):
     def visit_Compare(self, node: ast.Compare) -> ast.AST:
         self.generic_visit(node)
         return ast.Call(func=ast.Name(id="_float", ctx=ast.Load()), args=[node], keywords=[])
+
+
+def _is_constant(node: ast.AST) -> bool:
+    """Whether ``node`` is made of numbers and operators only (no variable, no function call)."""
+    return not any(isinstance(child, (ast.Name, ast.Call)) for child in ast.walk(node))
+
+
+def _check_power(node: ast.BinOp) -> None:
+    """Refuse a power whose constant exponent exceeds :data:`MAX_EXPONENT`, or a power of powers of constants."""
+    if _is_constant(node) and any(isinstance(child, ast.BinOp) and isinstance(child.op, ast.Pow)
+                                  for side in (node.left, node.right) for child in ast.walk(side)):
+        raise ValueError(f"nested powers of constants are not allowed ({ast.unparse(node)})")
+    if _is_constant(node.right):
+        if any(isinstance(child, ast.BinOp) and isinstance(child.op, ast.Pow) for child in ast.walk(node.right)):
+            raise ValueError(f"an exponent may not contain a power of constants ({ast.unparse(node)})")
+        try:  # numbers, + - * / and signs only: quick
+            exponent = float(eval(compile(ast.Expression(node.right), "<exponent>", "eval"),  # noqa: S307
+                                  {"__builtins__": {}}))
+        except (ArithmeticError, ValueError, TypeError):
+            raise ValueError(f"invalid exponent ({ast.unparse(node.right)})") from None
+        if abs(exponent) > MAX_EXPONENT:
+            raise ValueError(f"exponent {ast.unparse(node.right)} is larger than {MAX_EXPONENT} in absolute value")
 
 
 def _float(condition: np.ndarray) -> np.ndarray:
@@ -57,6 +80,8 @@ class Formula:
                 raise ValueError("chained comparisons are not allowed; write (a < x) * (x < b)")
             if isinstance(node, ast.Constant) and not isinstance(node.value, (int, float)):
                 raise ValueError("only numeric constants are allowed")
+            if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
+                _check_power(node)
         tree = ast.fix_missing_locations(_ComparisonsAsFloat().visit(tree))
         self._code = compile(tree, "<formula>", "eval")
 

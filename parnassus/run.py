@@ -78,11 +78,27 @@ def run(card: Card, input_path: str | Path, output_path: str | Path, *, max_even
             writer.write(simulate(TruthBatch.empty(), generator, card, seed))
         seconds = time.perf_counter() - start
         counts.model_truncated = getattr(generator, "truncated", 0)
-        writer.commit(run_metadata(card, input_path, counts, reader.warnings, seconds,
+        warnings = reader.warnings + no_events_warning(counts, skip)
+        writer.commit(run_metadata(card, input_path, counts, warnings, seconds,
                                    generator=card.generator.kind,
                                    checkpoint=str(card.generator.checkpoint) if card.generator.checkpoint else None,
-                                   seed=seed, batch_size=batch_size, device=device))
-    return RunResult(counts, seconds, reader.warnings)
+                                   seed=seed, batch_size=batch_size, device=used_device(generator)))
+    return RunResult(counts, seconds, warnings)
+
+
+def used_device(generator: Generator) -> str:
+    """The device the generator actually runs on: its torch device (the neural one), else ``cpu``."""
+    return str(getattr(generator, "device", "cpu"))
+
+
+def no_events_warning(counts: RunCounts, skip: int) -> list[str]:
+    """A warning for a run that wrote no event (an input without events, --skip past its end...), else none."""
+    if counts.written:
+        return []
+    if counts.read:
+        return [f"no events were written: all {counts.read} events read were skipped"]
+    after = f" after skipping {skip}" if skip else ""
+    return [f"no events were written: the input has no events{after}"]
 
 
 def run_metadata(card: Card, input_path: str | Path, counts: RunCounts, warnings: list[str], seconds: float,

@@ -224,7 +224,7 @@ def test_malformed_number_skips_the_event_as_malformed(three_events, prefix, fie
 
 def test_nan_and_valid_number_forms_are_not_malformed(three_events):
     corrupt_line(three_events, 0, "P 3 ", 5, "1")  # plain integer, as a hand-written file may have
-    corrupt_line(three_events, 0, "P 4 ", 4, "+4.")
+    corrupt_line(three_events, 0, "P 4 ", 4, "+3.")
     corrupt_line(three_events, 0, "V -1 ", 5, ".1E-0")
     corrupt_line(three_events, 1, "P 2 ", 4, "nan")  # read, then skipped for its non-finite momentum
     numbers, counts = read_events(three_events)
@@ -332,3 +332,59 @@ def test_card_device_is_checked(tmp_path):
     assert_one_line_error(result, f"{card}: sampling.device: 'gpu' is not a device")
     result = invoke("run", "--quiet", "--card", card, "--device", "cpu", "-n", "2", EXAMPLE, tmp_path / "out.root")
     assert result.exit_code == 0, result.output
+
+
+# -- silent oddities: unphysical truth, empty outputs, runaway formulas, the device actually used --------------------
+
+def test_unphysical_truth_particles_are_counted_skips(tmp_path):
+    """A 1e30 GeV particle, a negative energy and an energy below the momentum skip their event (counted);
+    the other events pass."""
+    path = write_events(tmp_path / "unphysical.hepmc", [make_event(i, SIMPLE_EVENT) for i in range(5)])
+    corrupt_line(path, 1, "P 3 ", 4, "1e30")  # px of the negative pion, and its energy to match
+    corrupt_line(path, 1, "P 3 ", 7, "1e30")
+    corrupt_line(path, 2, "P 4 ", 7, "-5.0")  # the photon's energy
+    corrupt_line(path, 3, "P 4 ", 7, "4.0")  # the photon (|p| = 5) with E = 4
+    numbers, counts = read_events(path, **WIDE_OPEN)
+    assert numbers == [0, 4]
+    assert counts.read == 5 and dict(counts.skipped) == {"unphysical momentum": 3}
+
+
+def test_no_events_written_is_a_warning(tmp_path):
+    from parnassus.io.delphes import read_metadata
+    from parnassus.run import run
+
+    card = load_card(CARD)
+    result = run(card, EXAMPLE, tmp_path / "skip.root", skip=1000, progress=False)
+    assert result.counts.written == 0 and any("no events were written" in w for w in result.warnings)
+    assert any("no events were written" in w for w in read_metadata(tmp_path / "skip.root")["warnings"])
+    header_only = tmp_path / "header.hepmc"
+    header_only.write_text("HepMC::Version 3.02.06\nHepMC::Asciiv3-START_EVENT_LISTING\n"
+                           "HepMC::Asciiv3-END_EVENT_LISTING\n")
+    result = invoke("run", "--quiet", "--card", CARD, header_only, tmp_path / "header.root")
+    assert result.exit_code == 0, result.output
+    assert "warning: no events were written" in result.output
+
+
+def test_runaway_power_in_a_formula_is_a_quick_one_line_card_error(tmp_path):
+    from parnassus.errors import CardError
+
+    card = tmp_path / "card.yaml"
+    text = CARD.read_text()
+    for formula in ("9**9**9**9", "pt**101", "2**-(200)", "(9**99)**99"):
+        card.write_text(text.replace("(abs(eta) <= 3.0) * sqrt(", f"{formula} * (abs(eta) <= 3.0) * sqrt(", 1))
+        start = time.monotonic()
+        with pytest.raises(CardError) as error:
+            load_card(card)
+        assert time.monotonic() - start < 2.0
+        assert "hcal_resolution" in str(error.value) and "\n" not in str(error.value), formula
+    for shipped in sorted((ROOT / "cards").glob("*.yaml")):
+        if shipped.name != "dataset_cms2011.yaml":
+            load_card(shipped)
+
+
+def test_metadata_records_the_device_actually_used(tmp_path):
+    from parnassus.io.delphes import read_metadata
+    from parnassus.run import run
+
+    run(load_card(CARD), EXAMPLE, tmp_path / "out.root", max_events=2, device="cuda", progress=False)
+    assert read_metadata(tmp_path / "out.root")["device"] == "cpu"

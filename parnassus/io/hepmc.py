@@ -53,6 +53,8 @@ _BAD_LINE = re.compile(rb"^(?:" + rb"|".join(kind + rb"(?!" + fields + rb"[ \t\r
                                             for kind, fields in _LINES.items()) + rb")", re.MULTILINE)
 # characters of the P and V lines of WriterAscii's output, but for the letters P, V and the '@' of a position
 _NUMBER_CHARACTERS = b"0123456789+-.e []\n,"
+# GeV: no collider makes a particle with a momentum or an energy above this (the LHC beams: 6.8e3 GeV)
+MAX_MOMENTUM = 1e5
 
 
 @dataclass
@@ -277,8 +279,8 @@ class TruthSelector:
         Returns the columns of :data:`TRUTH_FIELDS` for the accepted particles, with under ``final_state``
         the same columns for every final-state particle (status and drop_pids only, no kinematic cut or
         truncation; particles with ids unknown to the PDG table left out), or None (and a counted skip)
-        for an event with a non-finite momentum or an unknown PDG id among the accepted particles.
-        Counts truncated events.
+        for an event with a non-finite or unphysical momentum among its final-state particles (see
+        :func:`is_physical`) or an unknown PDG id among the accepted particles. Counts truncated events.
         """
         cuts = self.cuts
         final = np.isin(status, self._status)
@@ -286,6 +288,9 @@ class TruthSelector:
         momentum = momentum[:, final]
         if not np.all(np.isfinite(momentum)):
             self.counts.skip("non-finite momentum")
+            return None
+        if not is_physical(momentum):
+            self.counts.skip("unphysical momentum")
             return None
         px, py, pz, energy = momentum
         pt, eta, phi = eta_phi(px, py, pz)
@@ -309,6 +314,18 @@ class TruthSelector:
         known = cls >= 0
         return {name: column[keep] for name, column in columns.items()} | {
             "final_state": {name: column[known] for name, column in columns.items()}}
+
+
+def is_physical(momentum: np.ndarray) -> bool:
+    """Whether every (px, py, pz, E) column of ``momentum`` (GeV, finite) could be a real particle.
+
+    Its energy is not negative, its energy and momentum are at most :data:`MAX_MOMENTUM`, and its energy is not
+    below its momentum beyond the rounding of a text file (relative 1e-6 + 1e-6 GeV).
+    """
+    p = np.hypot(np.hypot(momentum[0], momentum[1]), momentum[2])  # no overflow to inf
+    energy = momentum[3]
+    return bool(np.all((p <= MAX_MOMENTUM) & (energy <= MAX_MOMENTUM) & (energy >= 0.0)
+                       & (energy >= p * (1 - 1e-6) - 1e-6)))
 
 
 def _production_positions(data: pyhepmc.GenEventData, n_particles: int, event_pos: pyhepmc.FourVector
