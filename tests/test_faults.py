@@ -388,3 +388,70 @@ def test_metadata_records_the_device_actually_used(tmp_path):
 
     run(load_card(CARD), EXAMPLE, tmp_path / "out.root", max_events=2, device="cuda", progress=False)
     assert read_metadata(tmp_path / "out.root")["device"] == "cpu"
+
+
+# -- one-line errors: card model section vs checkpoint, validate on bad files, train on bad files --------------------
+
+def test_card_model_section_disagreeing_with_checkpoint_is_a_one_line_card_error(tmp_path):
+    """A card whose ``model:`` section disagrees with the checkpoint it names is refused, naming the field."""
+    shipped = ROOT / "cards" / "cms2011.yaml"
+    card = tmp_path / "cms2011.yaml"
+    text = shipped.read_text().replace("dim: 64 ", "dim: 96 ", 1)
+    card.write_text(text.replace("checkpoint: ../models/cms2011-refsim",
+                                 f"checkpoint: {ROOT / 'models' / 'cms2011-refsim'}", 1))
+    result = invoke("run", "--quiet", "--card", card, "-n", "2", EXAMPLE, tmp_path / "out.root")
+    assert_one_line_error(result, "model.dim")
+    assert "64" in result.output and "96" in result.output
+
+
+@pytest.fixture(scope="module")
+def small_delphes_output(tmp_path_factory) -> Path:
+    """A valid small ``parnassus run`` output of the Delphes-like card."""
+    path = tmp_path_factory.mktemp("validate") / "small.root"
+    result = invoke("run", "--quiet", "--card", ROOT / "cards" / "delphes_cms_like.yaml", "-n", "20",
+                    ROOT / "examples" / "ttbar_7TeV_50.hepmc.gz", path)
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def test_validate_on_a_truncated_root_file_is_a_one_line_error(tmp_path, small_delphes_output):
+    truncated = tmp_path / "truncated.root"
+    data = small_delphes_output.read_bytes()
+    truncated.write_bytes(data[:len(data) // 2])
+    result = invoke("validate", "--quiet", "--target", small_delphes_output, truncated, "--out", tmp_path / "report")
+    assert_one_line_error(result, str(truncated))
+
+
+def test_validate_into_a_folder_that_cannot_be_created_is_a_one_line_error(tmp_path, small_delphes_output):
+    blocker = tmp_path / "somefile"
+    blocker.write_text("a regular file\n")
+    candidate = tmp_path / "candidate.root"
+    shutil.copyfile(small_delphes_output, candidate)
+    result = invoke("validate", "--quiet", "--target", small_delphes_output, candidate,
+                    "--out", blocker / "report")
+    assert_one_line_error(result, str(blocker / "report"))
+
+
+def _training_card(tmp_path: Path, pattern: str) -> Path:
+    """A copy of the shipped cms2011 card, training on ``pattern`` (relative to tmp_path)."""
+    card = tmp_path / "train.yaml"
+    text = (ROOT / "cards" / "cms2011.yaml").read_text()
+    start, end = text.index("  files: ["), text.index("  steps: 4000")
+    card.write_text(text[:start] + f"  files: [{pattern}]\n" + text[end:])
+    return card
+
+
+def test_train_on_a_file_that_is_not_root_is_a_one_line_error(tmp_path):
+    (tmp_path / "x.root").write_text("not a ROOT file\nat all\n")
+    card = _training_card(tmp_path, "x.root")
+    result = invoke("train", "--quiet", "--card", card, "--max-steps", "1", "--out", tmp_path / "model")
+    assert_one_line_error(result, str(tmp_path / "x.root"))
+
+
+def test_train_on_a_root_file_without_the_delphes_tree_is_a_one_line_error(tmp_path):
+    with uproot.recreate(tmp_path / "other.root") as file:
+        file["Events"] = {"x": np.arange(3.0)}
+    card = _training_card(tmp_path, "other.root")
+    result = invoke("train", "--quiet", "--card", card, "--max-steps", "1", "--out", tmp_path / "model")
+    assert_one_line_error(result, str(tmp_path / "other.root"))
+    assert "Delphes" in result.output

@@ -108,9 +108,26 @@ def load_model(card: Card, device: str = "cpu") -> tuple[Parnassus, Normalisatio
     except (SafetensorError, OSError) as error:
         raise CardError(f"{path}: not a readable safetensors file ({_one_line(error)})") from None
     _check_weights(path, tensors, model.state_dict())
+    _check_model_section(card, metadata)  # after the file is known to be consistent in itself
     model.load_state_dict(tensors)
     model.to(torch.device(device)).eval()
     return model, norm, metadata
+
+
+def _check_model_section(card: Card, metadata: dict) -> None:
+    """A one-line CardError naming ``model.<field>`` if the card's ``model:`` section disagrees with the model
+    the checkpoint was trained as (its architecture, and the maxima recorded in its provenance)."""
+    if card.model is None:
+        return
+    provenance = metadata["provenance"]
+    trained = dict(provenance["model"]) if isinstance(provenance.get("model"), dict) else {}
+    if "max_pfc" in provenance:
+        trained.setdefault("max_pfc", provenance["max_pfc"])
+    trained.update(metadata["architecture"])
+    for key, value in dataclasses.asdict(card.model).items():
+        if key in trained and trained[key] != value:
+            raise CardError(f"{card.path}: model.{key}: the model in {card.generator.checkpoint} was trained with "
+                            f"{trained[key]!r}, the card says {value!r}")
 
 
 def _check_weights(path: Path, tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> None:

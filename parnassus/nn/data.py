@@ -75,16 +75,40 @@ def particle_sets(pt: ak.Array, eta: ak.Array, phi: ak.Array, x: ak.Array, y: ak
                         event_features(ak.to_numpy(met_x), ak.to_numpy(met_y), ak.to_numpy(ht), counts), truncated)
 
 
+def _read_pairs(path: Path) -> ak.Array:
+    """The training branches of ``path``; a one-line :class:`InputError` naming the file and the reason if it is
+    no readable ROOT file, has no Delphes tree or lacks a branch."""
+    try:
+        file = uproot.open(path)
+    except Exception as error:  # uproot raises many kinds of errors for files that are not ROOT
+        raise InputError(f"{path}: not a readable ROOT file ({_one_line(error)})") from None
+    with file:
+        if "Delphes" not in file:
+            keys = ", ".join(sorted({key.split(";")[0] for key in file.keys(recursive=False)})) or "none"
+            raise InputError(f"{path}: no 'Delphes' tree (not a Delphes-layout file; its keys: {keys})")
+        try:
+            tree = file["Delphes"]
+            missing = [name for name in BRANCHES if name not in tree]
+            if missing:
+                raise InputError(f"{path}: missing branch {missing[0]} ({len(missing)} missing; the training "
+                                 f"needs Particle and ParticleFlowCandidate)")
+            return tree.arrays(BRANCHES)
+        except InputError:
+            raise
+        except Exception as error:  # truncated or corrupt baskets
+            raise InputError(f"{path}: cannot be read (truncated or corrupt ROOT file: {_one_line(error)})"
+                             ) from None
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
 def load_pairs(paths: list[Path], max_truth: int, max_pfc: int) -> tuple[ParticleSets, ParticleSets]:
     """(truth sets, PFC sets) of every event of ``paths``."""
     truths, pfcs = [], []
     for path in paths:
-        try:
-            with uproot.open(path) as file:
-                data = file["Delphes"].arrays(BRANCHES)
-        except (OSError, KeyError, ValueError) as error:
-            raise InputError(f"{path}: not a Delphes-layout file with Particle and ParticleFlowCandidate "
-                             f"({error})") from None
+        data = _read_pairs(path)
         pid = data["Particle.PID"]
         charge, cls = charge_and_class(ak.to_numpy(ak.flatten(pid)))
         counts = ak.num(pid)

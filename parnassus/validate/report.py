@@ -12,6 +12,7 @@ import json
 import math
 import time
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ import numpy as np
 import uproot
 from tqdm import tqdm
 
-from parnassus.errors import InputError
+from parnassus.errors import InputError, OutputError
 from parnassus.io.delphes import TREE, read_metadata
 from parnassus.pdg import CLASS_NAMES
 from parnassus.validate import metrics, plots
@@ -152,10 +153,7 @@ def collect(files: list[InputFile], n_events: int, step_size: int = 1000,
     """Read all files chunk by chunk (same events checked) and extract their observables."""
     results = [FileObservables() for _ in files]
     with ExitStack() as stack:
-        iterators = []
-        for file in files:
-            tree = stack.enter_context(uproot.open(file.path))[TREE]
-            iterators.append(tree.iterate(BRANCHES, step_size=step_size, entry_stop=n_events, library="ak"))
+        iterators = [_chunks(stack, file.path, n_events, step_size) for file in files]
         bar = stack.enter_context(tqdm(total=n_events, unit="ev", desc="validate", dynamic_ncols=True,
                                        disable=None if progress else True))
         first = 0
@@ -167,6 +165,39 @@ def collect(files: list[InputFile], n_events: int, step_size: int = 1000,
             first += len(chunks[0])
             bar.update(len(chunks[0]))
     return results
+
+
+def _chunks(stack: ExitStack, path: Path, n_events: int, step_size: int) -> Iterator[ak.Array]:
+    """The branches of ``path`` chunk by chunk; a one-line :class:`InputError` naming the file if it cannot be
+    read (truncated, corrupt baskets)."""
+    try:
+        tree = stack.enter_context(uproot.open(path))[TREE]
+        yield from tree.iterate(BRANCHES, step_size=step_size, entry_stop=n_events, library="ak")
+    except Exception as error:  # uproot raises many kinds of errors for truncated or corrupt files
+        raise InputError(f"{path}: cannot be read (truncated or corrupt ROOT file: {_one_line(error)})") from None
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def _check_out(out: Path) -> None:
+    """Before the (long) computation: a one-line :class:`OutputError` naming ``out`` if it cannot be a folder
+    (it, or its nearest existing ancestor, is not a directory)."""
+    existing = out
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        what = "is not a folder" if existing == out else f"cannot be created: {existing} is not a folder"
+        raise OutputError(f"{out}: {what}")
+
+
+def _prepare_out(out: Path) -> None:
+    """Create the report folder; a one-line :class:`OutputError` naming it if that is not possible."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"{out}: cannot create the report folder ({error.strerror or _one_line(error)})") from None
 
 
 def _clean(value):
@@ -353,18 +384,23 @@ def validate(target: str | Path, candidates: list[str | Path], out_dir: str | Pa
              progress: bool = True) -> dict:
     """Write the fidelity report of ``candidates`` against ``target`` into ``out_dir``; returns the metrics."""
     start = time.perf_counter()
+    out = Path(out_dir)
     files = open_inputs(target, list(candidates), labels)
+    _check_out(out)
     n_events = _event_count(files, max_events)
     if n_events < 2:
         raise InputError(f"{files[0].path}: {n_events} events; the report needs at least 2")
     observables = collect(files, n_events, step_size=step_size, progress=progress)
     results = compute_metrics(files, observables, n_events, replicas, seed, progress=progress)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    figures = make_plots(out / "plots", files, observables, results, formats)
-    results["seconds"] = round(time.perf_counter() - start, 2)
-    results = _clean(results)
-    (out / "metrics.json").write_text(json.dumps(results, indent=1, allow_nan=False) + "\n")
-    note = REFSIM_NOTE if files[0].generator == "refsim" else None
-    (out / "index.md").write_text(index_markdown(results, figures, note))
+    _prepare_out(out)
+    try:
+        figures = make_plots(out / "plots", files, observables, results, formats)
+        results["seconds"] = round(time.perf_counter() - start, 2)
+        results = _clean(results)
+        (out / "metrics.json").write_text(json.dumps(results, indent=1, allow_nan=False) + "\n")
+        note = REFSIM_NOTE if files[0].generator == "refsim" else None
+        (out / "index.md").write_text(index_markdown(results, figures, note))
+    except OSError as error:
+        raise OutputError(f"{error.filename or out}: cannot write the report "
+                          f"({error.strerror or _one_line(error)})") from None
     return results
