@@ -133,11 +133,18 @@ def test_refsim_refuses_output_equal_to_input(tmp_path):
     assert source.read_bytes() == EXAMPLE.read_bytes()
 
 
+def _default_signals() -> None:
+    """In the child: default signal dispositions, whatever the test runner inherited (a shell's background job
+    starts with SIGINT ignored, and an ignored signal stays ignored by design)."""
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, signal.SIG_DFL)
+
+
 def start_long_run(folder: Path) -> subprocess.Popen:
     """A run that lasts long: Pythia generates 100000 events on the fly."""
     return subprocess.Popen([sys.executable, "-m", "parnassus", "run", "--quiet", "--card", str(CARD),
                              str(PYTHIA_CARD), "-n", "100000", "OUT.root"], cwd=folder,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_default_signals)
 
 
 def wait_for_part_file(folder: Path, process: subprocess.Popen, timeout: float = 30.0) -> None:
