@@ -15,3 +15,8 @@ class InputError(ParnassusError):
 
 class OutputError(ParnassusError):
     """An output file cannot be written: full disk, missing folder, a directory or the input file as OUTPUT."""
+
+
+def one_line(error: Exception) -> str:
+    """An exception's message on one line (libraries such as uproot write several), for a one-line error."""
+    return " ".join(str(error).split()) or type(error).__name__

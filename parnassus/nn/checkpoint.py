@@ -17,7 +17,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from parnassus.card import Card
-from parnassus.errors import CardError
+from parnassus.errors import CardError, one_line
 from parnassus.nn.features import EVENT_FEATURES, PARTICLE_FEATURES, Normalisation
 from parnassus.nn.model import Architecture, Parnassus
 
@@ -52,7 +52,7 @@ def read_metadata(folder: Path) -> dict:
         with safe_open(path, framework="pt") as file:
             text = (file.metadata() or {}).get("parnassus")
     except (SafetensorError, OSError) as error:
-        raise CardError(f"{path}: not a readable safetensors file ({_one_line(error)})") from None
+        raise CardError(f"{path}: not a readable safetensors file ({one_line(error)})") from None
     if text is None:
         raise CardError(f"{path}: no Parnassus metadata (not a model folder written by parnassus train)")
     try:
@@ -95,7 +95,7 @@ def load_model(card: Card, device: str = "cpu") -> tuple[Parnassus, Normalisatio
         model = Parnassus(Architecture(**metadata["architecture"]))
         norm = Normalisation.from_dict(metadata["normalisation"])
     except (TypeError, ValueError, KeyError, RuntimeError) as error:
-        raise CardError(f"{path}: invalid architecture or normalisation in its metadata ({_one_line(error)})"
+        raise CardError(f"{path}: invalid architecture or normalisation in its metadata ({one_line(error)})"
                         ) from None
     sizes = {"truth": len(PARTICLE_FEATURES), "pfc": len(PARTICLE_FEATURES), "event": len(EVENT_FEATURES)}
     for name, size in sizes.items():
@@ -106,7 +106,7 @@ def load_model(card: Card, device: str = "cpu") -> tuple[Parnassus, Normalisatio
     try:
         tensors = load_file(path, device="cpu")
     except (SafetensorError, OSError) as error:
-        raise CardError(f"{path}: not a readable safetensors file ({_one_line(error)})") from None
+        raise CardError(f"{path}: not a readable safetensors file ({one_line(error)})") from None
     _check_weights(path, tensors, model.state_dict())
     _check_model_section(card, metadata)  # after the file is known to be consistent in itself
     model.load_state_dict(tensors)
@@ -142,6 +142,3 @@ def _check_weights(path: Path, tensors: dict[str, torch.Tensor], expected: dict[
     if problems:
         raise CardError(f"{path}: the weights do not fit the architecture in its metadata: {'; '.join(problems)}")
 
-
-def _one_line(error: Exception) -> str:
-    return " ".join(str(error).split()) or type(error).__name__

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import uproot
 
-from parnassus.errors import InputError
+from parnassus.errors import InputError, one_line
 from parnassus.nn.features import N_CLASSES, Normalisation, event_features, particle_features, safe_std, standardise
 from parnassus.pdg import charge_and_class
 
@@ -81,7 +81,7 @@ def _read_pairs(path: Path) -> ak.Array:
     try:
         file = uproot.open(path)
     except Exception as error:  # uproot raises many kinds of errors for files that are not ROOT
-        raise InputError(f"{path}: not a readable ROOT file ({_one_line(error)})") from None
+        raise InputError(f"{path}: not a readable ROOT file ({one_line(error)})") from None
     with file:
         if "Delphes" not in file:
             keys = ", ".join(sorted({key.split(";")[0] for key in file.keys(recursive=False)})) or "none"
@@ -96,12 +96,9 @@ def _read_pairs(path: Path) -> ak.Array:
         except InputError:
             raise
         except Exception as error:  # truncated or corrupt baskets
-            raise InputError(f"{path}: cannot be read (truncated or corrupt ROOT file: {_one_line(error)})"
+            raise InputError(f"{path}: cannot be read (truncated or corrupt ROOT file: {one_line(error)})"
                              ) from None
 
-
-def _one_line(error: Exception) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
 
 
 def load_pairs(paths: list[Path], max_truth: int, max_pfc: int) -> tuple[ParticleSets, ParticleSets]:

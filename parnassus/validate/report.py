@@ -22,7 +22,7 @@ import numpy as np
 import uproot
 from tqdm import tqdm
 
-from parnassus.errors import InputError, OutputError
+from parnassus.errors import InputError, OutputError, one_line
 from parnassus.io.delphes import TREE, read_metadata
 from parnassus.pdg import CLASS_NAMES
 from parnassus.validate import metrics, plots
@@ -174,11 +174,8 @@ def _chunks(stack: ExitStack, path: Path, n_events: int, step_size: int) -> Iter
         tree = stack.enter_context(uproot.open(path))[TREE]
         yield from tree.iterate(BRANCHES, step_size=step_size, entry_stop=n_events, library="ak")
     except Exception as error:  # uproot raises many kinds of errors for truncated or corrupt files
-        raise InputError(f"{path}: cannot be read (truncated or corrupt ROOT file: {_one_line(error)})") from None
+        raise InputError(f"{path}: cannot be read (truncated or corrupt ROOT file: {one_line(error)})") from None
 
-
-def _one_line(error: Exception) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
 
 
 def _check_out(out: Path) -> None:
@@ -197,7 +194,7 @@ def _prepare_out(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise OutputError(f"{out}: cannot create the report folder ({error.strerror or _one_line(error)})") from None
+        raise OutputError(f"{out}: cannot create the report folder ({error.strerror or one_line(error)})") from None
 
 
 def _clean(value):
@@ -402,5 +399,5 @@ def validate(target: str | Path, candidates: list[str | Path], out_dir: str | Pa
         (out / "index.md").write_text(index_markdown(results, figures, note))
     except OSError as error:
         raise OutputError(f"{error.filename or out}: cannot write the report "
-                          f"({error.strerror or _one_line(error)})") from None
+                          f"({error.strerror or one_line(error)})") from None
     return results
