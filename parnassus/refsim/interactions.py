@@ -26,7 +26,7 @@ from particle.particle.particle import InvalidParticle, ParticleNotFound
 from parnassus.pdg import ELECTRON, PHOTON, charge_and_class
 from parnassus.refsim.config import Decay, Geometry
 from parnassus.refsim.particles import BREM, CONVERSION, DECAY, Particles
-from parnassus.refsim.tracker import C_LIGHT
+from parnassus.refsim.tracker import C_LIGHT, transverse_path
 
 ELECTRON_MASS = 0.00051099895  # GeV
 
@@ -85,13 +85,10 @@ def two_body(parent_p: np.ndarray, parent_e: np.ndarray, parent_mass: np.ndarray
 
 def _distance_to_surface(p: Particles, radius: float, half_length: float) -> np.ndarray:
     """Straight-line distance from each production point to a cylinder (barrel + endcaps)."""
-    momentum = np.maximum(p.p, 1e-12)
-    ux, uy, uz = p.px / momentum, p.py / momentum, p.pz / momentum
-    a = ux**2 + uy**2
-    b = p.x * ux + p.y * uy
-    c = p.x**2 + p.y**2 - radius**2
+    momentum, pt = np.maximum(p.p, 1e-12), p.pt
+    uz = p.pz / momentum
     with np.errstate(divide="ignore", invalid="ignore"):
-        barrel = np.where(a > 0, (-b + np.sqrt(np.maximum(b**2 - a * c, 0.0))) / a, np.inf)
+        barrel = np.where(pt > 0, transverse_path(p.x, p.y, p.phi, radius) * momentum / pt, np.inf)
         endcap = np.where(uz != 0, (np.sign(uz) * half_length - p.z) / uz, np.inf)
     return np.maximum(np.minimum(barrel, np.where(endcap >= 0, endcap, 0.0)), 0.0)
 
@@ -169,10 +166,8 @@ def radiate(p: Particles, radiation_lengths, geometry: Geometry, rng: np.random.
     position_phi = e.phi - e.charge * turn
     direction_phi = e.phi - 2 * e.charge * turn
     px0, py0 = emission * np.cos(position_phi), emission * np.sin(position_phi)
-    dx, dy = np.cos(direction_phi), np.sin(direction_phi)
-    b = px0 * dx + py0 * dy
-    s = -b + np.sqrt(np.maximum(b**2 - (emission**2 - geometry.ecal_radius**2), 0.0))
-    photon_phi = np.arctan2(py0 + s * dy, px0 + s * dx)
+    s = transverse_path(px0, py0, direction_phi, geometry.ecal_radius)
+    photon_phi = np.arctan2(py0 + s * np.sin(direction_phi), px0 + s * np.cos(direction_phi))
     lost = (1 - kept) * e.pt
     momentum = np.column_stack([lost * np.cos(photon_phi), lost * np.sin(photon_phi), (1 - kept) * e.pz])
     group = np.arange(len(e)) + _next_group(p)

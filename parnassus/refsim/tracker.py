@@ -27,6 +27,13 @@ class Impact:
     hcal_phi: np.ndarray
 
 
+def transverse_path(x0: np.ndarray, y0: np.ndarray, phi: np.ndarray, radius: float) -> np.ndarray:
+    """Transverse length of the straight line from (x0, y0) in direction ``phi`` to the circle of ``radius``
+    around the beam line (forwards; 0 where the line never reaches it)."""
+    b = x0 * np.cos(phi) + y0 * np.sin(phi)
+    return -b + np.sqrt(np.maximum(b**2 - (x0**2 + y0**2 - radius**2), 0.0))
+
+
 def _surface_hit(p: Particles, radius: float, half_length: float, geometry: Geometry, effects: Effects
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(reaches, eta, phi) of the point where each particle crosses a cylinder (barrel + endcap discs).
@@ -46,9 +53,7 @@ def _surface_hit(p: Particles, radius: float, half_length: float, geometry: Geom
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         rho = np.where(bent, 1000.0 * pt / (C_LIGHT * geometry.magnetic_field * np.maximum(np.abs(p.charge), 1)),
                        np.inf)
-        # straight line: transverse path length to the barrel
-        b = x0 * ux + y0 * uy
-        straight_path = -b + np.sqrt(np.maximum(b**2 - (x0**2 + y0**2 - radius**2), 0.0))
+        straight_path = transverse_path(x0, y0, phi, radius)
         # helix: centre of its circle, intersections with the barrel circle
         cx, cy = x0 + turn_sign * rho * uy, y0 - turn_sign * rho * ux
         cx, cy = np.where(bent, cx, 0.0), np.where(bent, cy, 0.0)
@@ -96,9 +101,7 @@ def straight_eta(eta: np.ndarray, phi: np.ndarray, x0: np.ndarray, y0: np.ndarra
     """Eta, seen from the beam line, of the point where a straight line from (x0, y0, z0) in the direction
     (eta, phi) crosses a cylinder (barrel or endcap)."""
     sinh = np.sinh(eta)
-    b = x0 * np.cos(phi) + y0 * np.sin(phi)
-    path = -b + np.sqrt(np.maximum(b**2 - (x0**2 + y0**2 - radius**2), 0.0))
-    z_barrel = z0 + path * sinh
+    z_barrel = z0 + transverse_path(x0, y0, phi, radius) * sinh
     with np.errstate(divide="ignore", invalid="ignore"):
         path_end = (np.sign(eta) * half_length - z0) / sinh
         rho_end = np.hypot(x0 + path_end * np.cos(phi), y0 + path_end * np.sin(phi))
