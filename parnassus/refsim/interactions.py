@@ -28,14 +28,19 @@ from parnassus.refsim.config import Decay, Geometry
 from parnassus.refsim.particles import BREM, CONVERSION, DECAY, Particles
 from parnassus.refsim.tracker import C_LIGHT, transverse_path
 
-ELECTRON_MASS = 0.00051099895  # GeV
-
 
 @lru_cache(maxsize=256)
 def _properties(pid: int) -> tuple[float, float]:
     """(mass in GeV, c*tau in mm) of a PDG id, from the ``particle`` package."""
     particle = Particle.from_pdgid(pid)
     return (particle.mass or 0.0) / 1000.0, float(particle.ctau or 0.0)
+
+
+def _lookup(pid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mass in GeV, c*tau in mm) arrays for an array of PDG ids, each distinct id looked up once."""
+    unique, inverse = np.unique(np.asarray(pid, dtype=np.int64), return_inverse=True)
+    table = np.array([_properties(int(i)) for i in unique], dtype=np.float64).reshape(-1, 2)
+    return table[inverse, 0], table[inverse, 1]
 
 
 @lru_cache(maxsize=256)
@@ -100,7 +105,7 @@ def _with_products(p: Particles, gone: np.ndarray, parts: list[Particles]) -> Pa
 def _new_particles(template: Particles, pid: np.ndarray, momentum: np.ndarray, vertex: tuple, origin: int,
                    group: np.ndarray | None = None) -> Particles:
     """Particles with the events/pileup flags of ``template`` (one row each), new ids, momenta and vertices."""
-    mass = np.array([_properties(int(i))[0] for i in pid]) if len(pid) else np.zeros(0)
+    mass, _ = _lookup(pid)
     charge, cls = charge_and_class(pid)
     px, py, pz = momentum[:, 0], momentum[:, 1], momentum[:, 2]
     return Particles(event=template.event, pid=pid, charge=charge, cls=cls, px=px, py=py, pz=pz,
@@ -119,8 +124,8 @@ def decay_long_lived(p: Particles, decays: list[Decay], geometry: Geometry, rng:
         if len(candidates) == 0:
             break
         parents = p.take(candidates)
-        _, ctau = zip(*(_properties(int(i)) for i in parents.pid), strict=True)
-        decay_length = np.asarray(ctau) * parents.p / np.maximum(parents.mass, 1e-9)
+        _, ctau = _lookup(parents.pid)
+        decay_length = ctau * parents.p / np.maximum(parents.mass, 1e-9)
         distance = rng.exponential(1.0, len(candidates)) * decay_length
         inside = distance < _distance_to_surface(parents, geometry.ecal_radius, geometry.ecal_half_length)
         if not inside.any():
@@ -133,8 +138,8 @@ def decay_long_lived(p: Particles, decays: list[Decay], geometry: Geometry, rng:
             cumulative, channels = table[int(pid)]
             rows = parents.pid == pid
             products[rows] = channels[np.searchsorted(cumulative, u[rows], side="right").clip(max=len(channels) - 1)]
-        m1 = np.array([_properties(int(i))[0] for i in products[:, 0]])
-        m2 = np.array([_properties(int(i))[0] for i in products[:, 1]])
+        m1, _ = _lookup(products[:, 0])
+        m2, _ = _lookup(products[:, 1])
         momentum = np.column_stack([parents.px, parents.py, parents.pz])
         on_shell = np.sqrt(parents.p**2 + parents.mass**2)  # records round E: E < |p| would boost to infinity
         first, second = two_body(momentum, on_shell, parents.mass, m1, m2, rng)
