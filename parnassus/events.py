@@ -88,16 +88,16 @@ def primary_vertices(event: np.ndarray, charge: np.ndarray, x: np.ndarray, y: np
     """
     event = np.asarray(event, dtype=np.int64)
     charged = np.asarray(charge) != 0
+    use = charged | ~(np.bincount(event[charged], minlength=n_events) > 0)[event]  # charged where an event has any
+    event = event[use]
+    counts = np.bincount(event, minlength=n_events)
+    starts = np.cumsum(counts) - counts
+    has = counts > 0
     result = np.zeros((n_events, 3))
     for column, values in enumerate((x, y, z)):
-        values = np.asarray(values, dtype=np.float64)
-        for use in (np.ones(len(event), dtype=bool), charged):  # charged particles where an event has any
-            order = np.lexsort((values[use], event[use]))
-            sorted_event, sorted_values = event[use][order], values[use][order]
-            counts = np.bincount(sorted_event, minlength=n_events)
-            starts = np.cumsum(counts) - counts
-            has = counts > 0
-            result[has, column] = sorted_values[starts[has] + counts[has] // 2]
+        values = np.asarray(values, dtype=np.float64)[use]
+        order = np.lexsort((values, event))
+        result[has, column] = values[order][starts[has] + counts[has] // 2]
     return result
 
 

@@ -36,7 +36,9 @@ class ReferenceSimulation:
         n_events = len(batch)
         source = batch.final_state if batch.final_state is not None else batch.particles
         particles = Particles.from_awkward(source)
-        vertex = _primary_vertex(particles, n_events)
+        # the hard-scatter vertex, before pileup: the median production point of the event's charged particles
+        vertex = primary_vertices(particles.event, particles.charge, particles.x, particles.y, particles.z,
+                                  n_events)
         if self.pool is not None:
             pileup, _ = self.pool.overlay(n_events, p.pileup.mu, p.pileup.sigma_z, p.pileup.sigma_xy, rng)
             particles = Particles.concatenate([particles, pileup])
@@ -112,10 +114,3 @@ class ReferenceSimulation:
         ecal_oot.energy = ecal_oot.energy * pileup.out_of_time_ecal
         hcal_oot.energy = hcal_oot.energy * pileup.out_of_time_hcal
         return Deposits.concatenate([ecal, ecal_oot]), Deposits.concatenate([hcal, hcal_oot])
-
-
-def _primary_vertex(particles: Particles, n_events: int) -> np.ndarray:
-    """(x, y, z) of each event's hard-scatter vertex (before pileup): the median production point of its
-    charged particles (:func:`parnassus.events.primary_vertices`)."""
-    return primary_vertices(particles.event, particles.charge, particles.x, particles.y, particles.z, n_events)
-
