@@ -127,8 +127,8 @@ def _isolation(particles: ak.Array, selected: ak.Array, spec: IsolatedObject) ->
     c, o = pairs.c, pairs.o
     d_r2 = (c.eta - o.eta) ** 2 + delta_phi(c.phi, o.phi) ** 2
     inside = (d_r2 <= spec.isolation.cone**2) & (o.pt > spec.isolation.pt_min) & (o.i != c.i)
-    dz = spec.isolation.pileup_dz
-    pileup = o.charged & (abs(o.z - c.z) > dz) if dz is not None else o.charged & False
+    dz = spec.isolation.pileup_dz if spec.isolation.pileup_dz is not None else np.inf
+    pileup = o.charged & (abs(o.z - c.z) > dz)
     charged = ak.sum(o.pt * (inside & o.charged & ~pileup), axis=-1)
     charged_pu = ak.sum(o.pt * (inside & pileup), axis=-1)
     neutral = ak.sum(o.pt * (inside & ~o.charged), axis=-1)

@@ -73,7 +73,7 @@ def reconstruct(tracks: Tracks, track_ecal: tuple[np.ndarray, np.ndarray], track
     # identified conversions: both legs tracked and recognised as a pair; the legs are then not candidates and
     # the photon comes from the ECAL clusters
     keep = ~_identified_conversions(tracks, flow.conversion_identification, rng)
-    tracks = Tracks(**{name: getattr(tracks, name)[keep] for name in tracks.__dataclass_fields__})
+    tracks = tracks.take(keep)
     track_ecal = tuple(a[keep] for a in track_ecal)
     road = track_ecal if road is None else tuple(a[keep] for a in road)
     track_hcal = tuple(a[keep] for a in track_hcal)

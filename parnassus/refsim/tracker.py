@@ -182,6 +182,9 @@ class Tracks:
     def p(self) -> np.ndarray:
         return self.pt * np.cosh(self.eta)
 
+    def take(self, index: np.ndarray) -> Tracks:
+        return Tracks(**{name: getattr(self, name)[index] for name in self.__dataclass_fields__})
+
     def __len__(self) -> int:
         return len(self.pt)
 
