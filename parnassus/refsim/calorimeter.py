@@ -222,8 +222,8 @@ def cluster(cells: Cells, grid: Grid, threshold: float, seed_threshold: float, s
 
 def particle_deposits(cls: np.ndarray, event: np.ndarray, energy: np.ndarray, ecal_eta: np.ndarray,
                       ecal_phi: np.ndarray, hcal_eta: np.ndarray, hcal_phi: np.ndarray, is_muon: np.ndarray,
-                      calo: Calorimetry, effects: Effects, rng: np.random.Generator,
-                      fragments: Interactions | None = None, cell: float = 0.0174) -> tuple[Deposits, Deposits]:
+                      calo: Calorimetry, effects: Effects, rng: np.random.Generator, fragments: Interactions,
+                      cell: float) -> tuple[Deposits, Deposits]:
     """ECAL and HCAL deposits of particles that reach the calorimeters (already selected); with
     ``effects.shower_fragments``, hadron showers leave extra EM sub-showers in the ECAL (the ``fragments``
     parameters; offsets in cells of size ``cell``)."""
@@ -258,7 +258,7 @@ def particle_deposits(cls: np.ndarray, event: np.ndarray, energy: np.ndarray, ec
     hcal_spread = np.where(is_muon, 0.3, calo.hadron_hcal_spread)
     ecal = Deposits(event, ecal_eta, ecal_phi, ecal_energy, ecal_spread)
     hcal = Deposits(event, hcal_eta, hcal_phi, hcal_energy, hcal_spread)
-    if effects.shower_fragments and fragments is not None:
+    if effects.shower_fragments:
         showering = np.zeros(n, dtype=bool)
         showering[np.flatnonzero(hadron)[~mip]] = True
         ecal = _fragment(ecal, showering, fragments.hadron_fragments, fragments.fragment_spread * cell,
