@@ -76,15 +76,17 @@ class _Signalled(KeyboardInterrupt):
 
 
 @contextlib.contextmanager
-def _signals_interrupt() -> Iterator[None]:
+def _signals_interrupt() -> Iterator[list[int]]:
     """In the block, SIGINT, SIGTERM and SIGHUP raise :class:`_Signalled` (once: the cleanup is not interrupted).
 
-    A signal the process was started ignoring (``nohup``, ``&``) stays ignored.
+    Yields the list of signals received, so that a caller can tell a signal that library code turned into
+    another error (an interrupted ``import`` can surface as ImportError). A signal the process was started
+    ignoring (``nohup``, ``&``) stays ignored.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
     received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
 
     def handler(signum: int, frame: object) -> None:
         if not received:
@@ -98,7 +100,7 @@ def _signals_interrupt() -> Iterator[None]:
         if old is not signal.SIG_IGN:
             signal.signal(number, handler)
     try:
-        yield
+        yield received
     finally:
         for number, old in previous.items():
             signal.signal(number, old if old is not None else signal.SIG_DFL)
@@ -107,7 +109,8 @@ def _signals_interrupt() -> Iterator[None]:
 def _simulate(card_path: str, input_path: str, output_path: str, kind: str | None = None, **options) -> None:
     """``run`` and ``refsim``: one-line errors; a signal exits 128 + its number and leaves no temporary file."""
     result = None
-    with _signals_interrupt():
+    interrupt: KeyboardInterrupt | None = None
+    with _signals_interrupt() as received:
         try:
             from parnassus.card import load_card
             from parnassus.errors import CardError
@@ -122,8 +125,12 @@ def _simulate(card_path: str, input_path: str, output_path: str, kind: str | Non
                 click.echo(f"warning: {warning}", err=True)
             click.echo(_summary(result.counts, result.seconds, output_path, card.truth.max_particles), err=True)
         except ParnassusError as error:
-            raise click.ClickException(str(error)) from None
-        except KeyboardInterrupt as interrupt:
+            if not received:
+                raise click.ClickException(str(error)) from None
+            interrupt = _Signalled(received[0])
+        except KeyboardInterrupt as caught:
+            interrupt = caught
+        if interrupt is not None:
             signum = getattr(interrupt, "signum", signal.SIGINT)
             what = "interrupted" if signum == signal.SIGINT else f"terminated by {signal.Signals(signum).name}"
             done = f"{output_path} was written" if result is not None else "no output written"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -112,6 +113,20 @@ def check_output_path(path: str | Path, input_path: str | Path | None = None) ->
             raise OutputError(f"{text}: is the input file {input_path}; give another OUTPUT")
 
 
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT, SIGTERM and SIGHUP in the block (this thread); they are delivered when it ends."""
+    numbers = {getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)}
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, numbers)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 class DelphesWriter:
     """Write collections batch by batch into a temporary file; rename it to ``path`` on :meth:`commit`.
 
@@ -129,15 +144,24 @@ class DelphesWriter:
         self._tree = None
         self._file = None
         self.entries = 0
+        self._temporary: Path | None = None
+        try:
+            with _signals_deferred():  # a signal between mkstemp and this assignment would orphan the file
+                self._temporary = self._make_temporary()
+            with self._guard():
+                self._file = uproot.recreate(self._temporary)
+        except BaseException:  # Ctrl-C or a signal before the caller's ``with`` block owns this writer
+            self.abort()
+            raise
+
+    def _make_temporary(self) -> Path:
         directory = self.path.parent if str(self.path.parent) else Path(".")
         try:
             handle, temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=directory)
         except OSError as error:
             raise self._error(error) from None
         os.close(handle)
-        self._temporary = Path(temporary)
-        with self._guard():
-            self._file = uproot.recreate(self._temporary)
+        return Path(temporary)
 
     def _error(self, error: OSError) -> OutputError:
         reason = error.strerror or (str(error).strip().splitlines() or [type(error).__name__])[0]
@@ -193,7 +217,8 @@ class DelphesWriter:
                 with contextlib.suppress(Exception):
                     file.close()
         finally:
-            self._temporary.unlink(missing_ok=True)
+            if self._temporary is not None:
+                self._temporary.unlink(missing_ok=True)
 
     def __enter__(self) -> DelphesWriter:
         return self
