@@ -6,6 +6,7 @@ import re
 import shutil
 from pathlib import Path
 
+import awkward as ak
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -27,8 +28,14 @@ from parnassus.validate.metrics import (
     wasserstein,
     wasserstein_replicas,
 )
-from parnassus.validate.observables import OBSERVABLES
-from parnassus.validate.report import default_labels
+from parnassus.validate.observables import (
+    BRANCHES,
+    OBSERVABLES,
+    FileObservables,
+    jet_response_keys,
+    truth_isolated,
+)
+from parnassus.validate.report import InputFile, compute_metrics, default_labels
 
 from .conftest import CARD, EXAMPLE
 
@@ -88,6 +95,7 @@ def test_empty_samples_give_nan_and_closest_ignores_them():
     assert math.isnan(wasserstein(np.zeros(0), np.ones(3)))
     assert closest({"a": math.nan, "b": 0.2, "c": 0.1, "d": None}) == "c"
     assert closest({"a": math.nan}) is None
+    assert closest({"a": 0.1, "b": 0.1, "c": 0.3}) is None  # a tie counts for no one
 
 
 # --- matching ------------------------------------------------------------------------------------------------
@@ -131,6 +139,122 @@ def test_confusion_matrix_on_a_hand_made_example():
     assert confusion_distance(np.eye(5), np.roll(np.eye(5), 1, axis=1)) == pytest.approx(1.0)
 
 
+# --- analysis observables on hand-made chunks ---------------------------------------------------------------
+
+_SINGLETONS = ("Event", "MissingET", "GenMissingET", "ScalarHT")
+_INTEGER_LEAVES = ("PID", "Status", "Class", "Number")
+
+
+def _chunk(n_events: int, **branches: list) -> ak.Array:
+    """A chunk as ``uproot`` reads it: every branch of :data:`BRANCHES`, the given ones (``Particle_PT`` for
+    ``Particle.PT``) filled, the other leaves 0 (collections not given: empty; MET-like: one entry)."""
+    sizes = {key.split("_")[0]: [len(event) for event in values] for key, values in branches.items()}
+    columns = {}
+    for name in BRANCHES:
+        collection, leaf = name.split(".")
+        dtype = np.int32 if leaf in _INTEGER_LEAVES else np.float32
+        size = sizes.get(collection, [1 if collection in _SINGLETONS else 0] * n_events)
+        values = branches.pop(name.replace(".", "_"), [[0] * n for n in size])
+        flat = np.array([v for event in values for v in event], dtype=dtype)
+        columns[name] = ak.unflatten(flat, [len(event) for event in values])
+    assert not branches, f"unknown branches {list(branches)}"
+    return ak.zip(columns, depth_limit=1)
+
+
+def _muon_chunk(reco_muon: bool) -> ak.Array:
+    """Event 0: an isolated truth muon (a pion and a neutrino nearby), found. Event 1: an isolated truth muon
+    not found, a non-isolated one found, a status-2 one. Event 2: nothing. ``reco_muon``: event 1's isolated
+    muon is found too."""
+    # (PID, status, pT, eta, phi) per truth particle
+    truth = [[(13, 1, 30.0, 0.0, 0.0), (211, 1, 2.0, 0.3, 0.0), (14, 1, 50.0, 0.1, 0.1)],
+             [(-13, 1, 20.0, 1.0, 1.0), (13, 1, 15.0, -1.0, -2.0), (211, 1, 10.0, -1.2, -2.0),
+              (13, 2, 40.0, 0.0, 2.5)],
+             []]
+    muons = [[(28.0, 0.02, 0.01)], [(15.5, -1.0, -2.01)], []]
+    if reco_muon:
+        muons[1].append((21.0, 1.0, 1.05))
+    column = {f"Particle_{leaf}": [[p[i] for p in event] for event in truth]
+              for i, leaf in enumerate(("PID", "Status", "PT", "Eta", "Phi"))}
+    column |= {f"Muon_{leaf}": [[m[i] for m in event] for event in muons]
+               for i, leaf in enumerate(("PT", "Eta", "Phi"))}
+    return _chunk(3, **column)
+
+
+def test_truth_isolation_keeps_status_1_isolated_objects_and_ignores_neutrinos():
+    truth = truth_isolated(_muon_chunk(reco_muon=False))
+    assert ak.to_list(truth.pt) == [[30.0], [20.0], []]  # 2 GeV in the cone of 30 (< 6); 10 in the cone of 15
+    assert ak.to_list(truth.pid) == [[13], [13], []]
+
+
+def test_isolated_muon_efficiency_and_response_on_a_hand_made_chunk():
+    obs = FileObservables()
+    obs.process(_muon_chunk(reco_muon=False))
+    found = obs.sample("muon.found")
+    assert found.values.tolist() == [1.0, 0.0] and found.events.tolist() == [0, 1]
+    assert found.values.mean() == 0.5 and obs.counters["muon.found"] == 1 and obs.counters["muon.truth"] == 2
+    response = obs.sample("muon.response")
+    assert response.values.tolist() == pytest.approx([28.0 / 30.0]) and response.events.tolist() == [0]
+    assert obs.sample("muon.n").values.tolist() == [1.0, 1.0, 0.0]  # the collection's size
+    assert len(obs.sample("electron.found")) == 0 and len(obs.sample("photon.response")) == 0
+
+
+def test_efficiency_distance_is_the_efficiency_difference_and_empty_observables_count_for_nobody():
+    observables = []
+    for reco_muon in (False, True, False):
+        obs = FileObservables()
+        obs.process(_muon_chunk(reco_muon))
+        observables.append(obs)
+    files = [InputFile(Path(f"{label}.root"), label, {}, 3) for label in ("target", "better", "same")]
+    results = compute_metrics(files, observables, 3, replicas=3, seed=1, progress=False)
+    entry = results["observables"]["muon.found"]
+    assert entry["w1"]["better"]["value"] == pytest.approx(0.5)  # efficiency 1 against 0.5
+    assert entry["w1"]["same"]["value"] == 0.0 and entry["closest"] == "same"
+    assert results["matching"]["better"]["muon_efficiency"] == 1.0
+    assert results["matching"]["target"]["muon_efficiency"] == 0.5
+    assert math.isnan(results["matching"]["target"]["electron_efficiency"])
+    for key in ("electron.found", "photon.response", "met.dphi_min_jets", "jet.res.pt.pt20_50"):
+        empty = results["observables"][key]
+        assert empty["closest"] is None and math.isnan(empty["w1"]["same"]["value"])
+    counted = sum(1 for entry in results["observables"].values() if entry["closest"])
+    assert sum(results["summary"]["closest_count"].values()) == counted
+
+
+def test_delta_phi_of_jets_and_met_on_a_hand_made_chunk():
+    # (pT, phi) of the jets, MET phi per event
+    jets = [[(50.0, 0.0), (40.0, 2.0), (25.0, 3.0)],  # the 25 GeV jet (Δφ 0.78) is below 30 GeV
+            [(35.0, 1.0), (80.0, -1.0)],  # not ordered by pT
+            [(100.0, 1.0), (90.0, 1.1), (80.0, 1.2), (70.0, 1.3), (60.0, 0.05)],  # the 5th jet is not used
+            []]
+    met_phi = [-2.5, 0.0, 0.0, 1.0]
+    chunk = _chunk(4, Jet_PT=[[j[0] for j in e] for e in jets], Jet_Phi=[[j[1] for j in e] for e in jets],
+                   Jet_Eta=[[0.0] * len(e) for e in jets], MissingET_MET=[[30.0]] * 4,
+                   MissingET_Phi=[[phi] for phi in met_phi])
+    obs = FileObservables()
+    obs.process(chunk)
+    dphi_min, dphi_lead = obs.sample("met.dphi_min_jets"), obs.sample("met.dphi_lead_jet")
+    np.testing.assert_allclose(dphi_min.values, [2 * np.pi - 4.5, 1.0, 1.0], rtol=1e-6)
+    np.testing.assert_allclose(dphi_lead.values, [2.5, 1.0, 1.0], rtol=1e-6)
+    assert dphi_min.events.tolist() == dphi_lead.events.tolist() == [0, 1, 2]
+    assert obs.sample("met.met").values.tolist() == [30.0] * 4
+
+
+def test_jet_response_bins_split_the_matched_jets_by_genjet_pt_and_eta():
+    # GenJet (pT, eta) and the jet at the same place with pT × 1.1; the 15 GeV GenJet is below the bins
+    gen = [[(30.0, 0.5), (150.0, -2.0)], [(300.0, 3.0), (15.0, 0.0)]]
+    chunk = _chunk(2, **{f"{jets}_{leaf}": [[g[i] * (1.1 if jets == "Jet" and i == 0 else 1.0) for g in e]
+                                            for e in gen]
+                         for jets in ("Jet", "GenJet") for i, leaf in enumerate(("PT", "Eta"))},
+                   Jet_Phi=[[0.0, 1.0], [0.0, 2.0]], GenJet_Phi=[[0.0, 1.0], [0.0, 2.0]])
+    obs = FileObservables()
+    obs.process(chunk)
+    entries = {key: len(obs.sample(key)) for key in (*jet_response_keys("pt"), *jet_response_keys("eta"))}
+    assert entries == {"jet.res.pt.pt20_50": 1, "jet.res.pt.pt50_100": 0, "jet.res.pt.pt100_200": 1,
+                       "jet.res.pt.pt200_inf": 1, "jet.res.pt.eta0_1p3": 1, "jet.res.pt.eta1p3_2p5": 1,
+                       "jet.res.pt.eta2p5_5": 1}
+    np.testing.assert_allclose(obs.sample("jet.res.pt.pt200_inf").values, [0.1], rtol=1e-5)
+    assert obs.sample("jet.res.pt.pt200_inf").events.tolist() == [1]
+
+
 # --- the report ----------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -158,6 +282,20 @@ def test_report_renders_from_small_files(small_files, tmp_path):
     assert [f["label"] for f in metrics["files"]] == ["seed 1", "seed 2"]
     assert metrics["files"][0]["generator"] == "parametric"
     assert set(metrics["observables"]) == {spec.key for spec in OBSERVABLES}
+    bins = {"pt": ["jet.res.pt.pt20_50", "jet.res.pt.pt50_100", "jet.res.pt.pt100_200", "jet.res.pt.pt200_inf"],
+            "eta": ["jet.res.pt.eta0_1p3", "jet.res.pt.eta1p3_2p5", "jet.res.pt.eta2p5_5"]}
+    assert set(bins["pt"] + bins["eta"]) <= set(metrics["observables"])
+    for name in ("electron", "muon", "photon"):
+        assert {f"{name}.n", f"{name}.found", f"{name}.response"} <= set(metrics["observables"])
+    assert {"met.met", "met.dphi_min_jets", "met.dphi_lead_jet"} <= set(metrics["observables"])
+    # the pT bins and the |eta| bins hold the same jets (GenJet pT >= 20 GeV), and the JSON summary agrees
+    entries = {key: metrics["observables"][key]["entries"]["seed 1"] for key in bins["pt"] + bins["eta"]}
+    assert sum(entries[k] for k in bins["pt"]) == sum(entries[k] for k in bins["eta"]) > 0
+    response = metrics["jet_response"]["seed 1"]
+    assert [row["entries"] for row in response["pt"]] == [entries[k] for k in bins["pt"]]
+    assert 0.5 < 1 + response["pt"][0]["mean"] < 1.5 and response["pt"][0]["std"] > 0
+    assert metrics["matching"]["seed 1"]["muon_truth"] > 0
+    assert 0 < metrics["matching"]["seed 1"]["muon_efficiency"] <= 1
     for key in ("event.n_pfc", "event.res.ht", "jet.res.pt", "particle.in_jet.res.pt", "particle.fake.pt"):
         entry = metrics["observables"][key]
         assert entry["w1"]["seed 2"]["value"] >= 0 and entry["noise_floor"]["value"] >= 0
@@ -171,6 +309,8 @@ def test_report_renders_from_small_files(small_files, tmp_path):
     assert index.startswith("# Parnassus validation report")
     assert "| observable | W1 seed 2 | noise floor | closest |" in index and "`jet.lead.res.c2`" in index
     assert "not CMS data" not in index  # the refsim note is only for a refsim target
+    assert "`jet.res.pt.pt50_100`" in index and "`muon.found`" in index and "`met.dphi_min_jets`" in index
+    assert "(plots/jet_response.png)" in index and "Efficiency for isolated truth objects" in index
     images = re.findall(r"!\[[^\]]*\]\((plots/[^)]+\.png)\)", index)
     assert len(images) >= 15
     for image in images:
@@ -182,6 +322,9 @@ def test_a_file_against_itself_gives_zero_distances(small_files, tmp_path):
     metrics = validate(path, [path], tmp_path / "self", labels=["a", "b"], formats=(), progress=False, replicas=3)
     values = [entry["w1"]["b"]["value"] for entry in metrics["observables"].values()]
     assert all(v == 0.0 for v in values if v is not None) and sum(v is not None for v in values) > 60
+    for key in ("muon.found", "muon.response", "muon.n", "met.dphi_min_jets", "met.dphi_lead_jet",
+                "jet.res.pt.pt20_50", "jet.res.pt.eta0_1p3"):
+        assert metrics["observables"][key]["w1"]["b"]["value"] == 0.0, key
     assert all(d == 0.0 for d in (metrics["confusion"][c]["distance_to_target"]["b"] for c in metrics["confusion"]))
 
 

@@ -105,9 +105,14 @@ def noise_floor(target: Sample, counts: np.ndarray) -> dict[str, float]:
 
 
 def closest(distances: dict[str, float]) -> str | None:
-    """The label with the smallest finite distance (None if there is none)."""
+    """The label with the smallest finite distance; None if there is none or several share it (a tie, common
+    for efficiencies of a few objects, counts for no one)."""
     finite = {label: d for label, d in distances.items() if d is not None and math.isfinite(d)}
-    return min(finite, key=finite.get) if finite else None
+    if not finite:
+        return None
+    best = min(finite.values())
+    winners = [label for label, d in finite.items() if d == best]
+    return winners[0] if len(winners) == 1 else None
 
 
 def confusion_distance(target: np.ndarray, candidate: np.ndarray) -> float:
@@ -123,3 +128,13 @@ def confusion_distance(target: np.ndarray, candidate: np.ndarray) -> float:
     t_rows = target[rows] / t_sum[rows, None]
     c_rows = candidate[rows] / c_sum[rows, None]
     return float(0.5 * np.abs(t_rows - c_rows).sum(axis=1).mean())
+
+
+def mean_and_spread(values: np.ndarray) -> dict[str, float]:
+    """Entries, mean and std (ddof 1) of ``values`` with their statistical errors (NaN where undefined)."""
+    values = np.asarray(values, np.float64)
+    n = len(values)
+    mean = float(values.mean()) if n else math.nan
+    std = float(values.std(ddof=1)) if n > 1 else math.nan
+    return {"entries": n, "mean": mean, "mean_error": std / math.sqrt(n) if n > 1 else math.nan,
+            "std": std, "std_error": std / math.sqrt(2 * (n - 1)) if n > 1 else math.nan}

@@ -15,6 +15,21 @@ Definitions (after the Parnassus entire-event paper, figures 2 and 6-15):
   within each category by Hungarian assignment on ΔR (ΔR <= 0.6): spectra of pT, eta, phi, vertex x, y, z
   (mm); residuals relative for pT, differences otherwise; 5×5 class confusion counts; the candidates left
   unmatched in the inclusive matching ("fakes").
+- Isolated electrons, muons, photons: N per event of the file's ``Electron`` / ``Muon`` / ``Photon``
+  collection. Truth objects: ``Particle`` entries with |PID| 11 / 13 / 22, status 1, pT > 10 GeV,
+  |eta| < 2.5 (muons 2.4), isolated at truth level: the scalar pT sum of the other status-1 truth particles
+  of the file (neutrinos 12/14/16 excluded; no pT threshold) within ΔR < 0.5 is below 0.2 × its pT. Each
+  truth object is found (1) or not (0) if Hungarian matching on ΔR (ΔR <= 0.1) pairs it with an object of
+  the collection: the mean of the 0/1 values is the efficiency (W1 of two such samples = the difference of
+  efficiencies); response pT / pT^truth of the found ones.
+- MET and jets: MET is the file's ``MissingET`` (parnassus writes it downstream of the generator, from all
+  its particle-flow candidates, for every generator); min over the up to 4 leading jets with pT > 30 GeV
+  of |Δφ(jet, MET)|, and |Δφ(leading jet, MET)| (events with such a jet).
+- Jet response in bins: the matched-jet pT residual (above) in bins of GenJet pT (20-50-100-200-∞ GeV) and,
+  for GenJet pT >= 20 GeV, of GenJet |eta| (0-1.3-2.5-5).
+
+Observables with no entries in a file (no truth muons, no jet above 30 GeV) have no distance and count for
+no candidate.
 """
 
 from __future__ import annotations
@@ -36,17 +51,45 @@ PARTICLE_MATCH_DR = 0.6
 CATEGORIES = ("all", "in_jet", "out_jet")
 CATEGORY_TITLES = {"all": "all particles", "in_jet": "particles in jets", "out_jet": "particles out of jets"}
 CLASS_LABELS = ("ch. had", "electron", "muon", "neu. had", "photon")
+# isolated objects: name -> (collection, |PID|, |eta| max of the truth objects, label)
+ISOLATED_OBJECTS = {"electron": ("Electron", 11, 2.5, "e"), "muon": ("Muon", 13, 2.4, r"\mu"),
+                    "photon": ("Photon", 22, 2.5, r"\gamma")}
+ISOLATED_PT_MIN = 10.0  # GeV
+TRUTH_ISOLATION_CONE = 0.5
+TRUTH_ISOLATION_RATIO = 0.2
+NEUTRINOS = (12, 14, 16)
+OBJECT_MATCH_DR = 0.1
+DPHI_JET_PT_MIN = 30.0  # GeV
+DPHI_JETS = 4
+JET_RESPONSE_BINS = {"pt": ((20.0, 50.0), (50.0, 100.0), (100.0, 200.0), (200.0, np.inf)),
+                     "eta": ((0.0, 1.3), (1.3, 2.5), (2.5, 5.0))}
 
 _JET_LEAVES = ("PT", "Eta", "Phi", "Mass", "C2", "D2")
 _PARTICLE_LEAVES = ("PT", "Eta", "Phi", "X", "Y", "Z")
 BRANCHES = (
     ["Event.Number", "MissingET.MET", "MissingET.Phi", "GenMissingET.MET", "GenMissingET.Phi", "ScalarHT.HT"]
-    + [f"Particle.{leaf}" for leaf in (*_PARTICLE_LEAVES, "PID")]
+    + [f"Particle.{leaf}" for leaf in (*_PARTICLE_LEAVES, "PID", "Status")]
     + [f"ParticleFlowCandidate.{leaf}" for leaf in (*_PARTICLE_LEAVES, "Class")]
     + [f"{jets}.{leaf}" for jets in ("Jet", "GenJet") for leaf in _JET_LEAVES]
+    + [f"{collection}.{leaf}" for collection, *_ in ISOLATED_OBJECTS.values() for leaf in ("PT", "Eta", "Phi")]
 )
 
 PHI_RANGE = (-np.pi, np.pi)
+
+
+def _edge(value: float) -> str:
+    return "inf" if np.isinf(value) else f"{value:g}".replace(".", "p")
+
+
+def jet_response_keys(quantity: str) -> list[str]:
+    """Observable keys of the jet pT residual in the bins of ``quantity`` ("pt" or "eta"), e.g.
+    ``jet.res.pt.pt50_100``, ``jet.res.pt.eta1p3_2p5``."""
+    return [f"jet.res.pt.{quantity}{_edge(low)}_{_edge(high)}" for low, high in JET_RESPONSE_BINS[quantity]]
+
+
+def jet_response_bin_labels(quantity: str) -> list[str]:
+    """Tick labels of the bins ("20-50", "≥200")."""
+    return [f"≥{low:g}" if np.isinf(high) else f"{low:g}-{high:g}" for low, high in JET_RESPONSE_BINS[quantity]]
 
 
 @dataclass(frozen=True)
@@ -94,6 +137,22 @@ def _observables() -> list[Observable]:
         o("jet.lead.res.c2", r"leading jet $\Delta C_2 / C_2^{gen}$", "jet_residuals"),
         o("jet.lead.res.d2", r"leading jet $\Delta D_2 / D_2^{gen}$", "jet_residuals"),
     ]
+    bin_titles = {"pt": "$p_T^{gen}$ %s GeV", "eta": r"$|\eta^{gen}|$ %s"}
+    for quantity, title in bin_titles.items():
+        for key, bin_label in zip(jet_response_keys(quantity), jet_response_bin_labels(quantity), strict=True):
+            specs.append(o(key, rf"jet $\Delta p_T / p_T^{{gen}}$, {title % bin_label}", "jet_response_bins"))
+    for name, (collection, _, _, symbol) in ISOLATED_OBJECTS.items():
+        specs += [
+            o(f"{name}.n", f"$N_{{{symbol}}}$ per event ({collection})", "isolated_objects", discrete=True),
+            o(f"{name}.found", f"truth isolated ${symbol}$ found (mean: efficiency)", "isolated_objects",
+              discrete=True, range=(0.0, 1.0)),
+            o(f"{name}.response", f"${symbol}$ $p_T / p_T^{{truth}}$", "isolated_objects"),
+        ]
+    specs += [
+        o("met.met", "MET [GeV]", "met_jets"),
+        o("met.dphi_min_jets", r"min $|\Delta\phi(j_{1..4}, \mathrm{MET})|$", "met_jets", range=(0.0, np.pi)),
+        o("met.dphi_lead_jet", r"$|\Delta\phi(j_1, \mathrm{MET})|$", "met_jets", range=(0.0, np.pi)),
+    ]
     particle_labels = {"pt": "$p_T$ [GeV]", "eta": r"$\eta$", "phi": r"$\phi$", "x": "$v_x$ [mm]",
                        "y": "$v_y$ [mm]", "z": "$v_z$ [mm]"}
     residual_labels = {"pt": r"$\Delta p_T / p_T^{truth}$", "eta": r"$\Delta\eta$", "phi": r"$\Delta\phi$",
@@ -124,6 +183,10 @@ FIGURES: dict[str, str] = {
     "event_class_residuals": "Candidates per event by class, residuals w.r.t. truth",
     "jet_spectra": "Jet spectra (substructure: leading jet)",
     "jet_residuals": "Jet residuals w.r.t. the matched GenJet",
+    "jet_response_bins": "Matched-jet pT residual in bins of GenJet pT and |eta|",
+    "isolated_objects": f"Isolated electrons, muons, photons: multiplicity, efficiency and response w.r.t. "
+                        f"isolated truth objects (pT > {ISOLATED_PT_MIN:g} GeV)",
+    "met_jets": f"MET and its angle to the jets (pT > {DPHI_JET_PT_MIN:g} GeV)",
     **{f"particle_{c}_spectra": f"Particle spectra: {CATEGORY_TITLES[c]}, |eta| < {PARTICLE_ETA_MAX}"
        for c in CATEGORIES},
     **{f"particle_{c}_residuals": f"Matched-particle residuals: {CATEGORY_TITLES[c]}" for c in CATEGORIES},
@@ -167,6 +230,8 @@ class FileObservables:
         _event_level(self, chunk, event_index)
         _jet_level(self, chunk, event_index)
         _particle_level(self, chunk, event_index)
+        _isolated_objects(self, chunk, event_index)
+        _met_jets(self, chunk, event_index)
 
 
 def _np(array) -> np.ndarray:
@@ -240,6 +305,12 @@ def _jet_level(obs: FileObservables, chunk: ak.Array, event: np.ndarray) -> None
     obs.add("jet.res.mass", reco["Mass"][r] - gen["Mass"][g], pair_event)
     obs.add("jet.res.eta", reco["Eta"][r] - gen["Eta"][g], pair_event)
     obs.add("jet.res.phi", delta_phi(reco["Phi"][r], gen["Phi"][g]), pair_event)
+    gen_pt, gen_eta, pt_event = gen["PT"][g][ok], np.abs(gen["Eta"][g][ok]), pair_event[ok]
+    for quantity, values in (("pt", gen_pt), ("eta", gen_eta)):
+        in_range = gen_pt >= JET_RESPONSE_BINS["pt"][0][0]
+        for key, (low, high) in zip(jet_response_keys(quantity), JET_RESPONSE_BINS[quantity], strict=True):
+            in_bin = in_range & (values >= low) & (values < high)
+            obs.add(key, relative[in_bin], pt_event[in_bin])
     is_leading = np.isin(r, leading)
     r_lead, g_lead = r[is_leading], g[is_leading]
     for leaf, key in (("C2", "c2"), ("D2", "d2")):
@@ -303,3 +374,63 @@ def _particle_level(obs: FileObservables, chunk: ak.Array, event: np.ndarray) ->
                     if len(event) else np.zeros(0), event)
             for cls, name in enumerate(CLASS_NAMES):
                 obs.count(f"fake.{name}", np.count_nonzero(p_flat["cls"][fake] == cls))
+
+
+def truth_isolated(chunk: ak.Array) -> ak.Array:
+    """The isolated truth electrons, muons and photons of each event (fields pt, eta, phi, pid = |PID|).
+
+    Status 1, pT > :data:`ISOLATED_PT_MIN`, |eta| below the object's limit, and the scalar pT sum of the other
+    status-1 non-neutrino truth particles within ΔR < :data:`TRUTH_ISOLATION_CONE` below
+    :data:`TRUTH_ISOLATION_RATIO` × pT.
+    """
+    pid = abs(chunk["Particle.PID"])
+    particles = ak.zip({"pt": chunk["Particle.PT"], "eta": chunk["Particle.Eta"], "phi": chunk["Particle.Phi"],
+                        "pid": pid, "i": ak.local_index(pid)})
+    visible = chunk["Particle.Status"] == 1
+    for neutrino in NEUTRINOS:
+        visible = visible & (pid != neutrino)
+    eta_max = 0.0 * particles.eta
+    for _, code, limit, _ in ISOLATED_OBJECTS.values():
+        eta_max = ak.where(pid == code, limit, eta_max)
+    others = particles[visible]
+    candidates = particles[visible & (particles.pt > ISOLATED_PT_MIN) & (abs(particles.eta) < eta_max)]
+    pairs = ak.cartesian({"c": candidates, "o": others}, axis=1, nested=True)
+    c, o = pairs.c, pairs.o
+    inside = ((c.eta - o.eta) ** 2 + delta_phi(c.phi, o.phi) ** 2 < TRUTH_ISOLATION_CONE**2) & (o.i != c.i)
+    cone = ak.sum(o.pt * inside, axis=-1)
+    return candidates[cone < TRUTH_ISOLATION_RATIO * candidates.pt]
+
+
+def _isolated_objects(obs: FileObservables, chunk: ak.Array, event: np.ndarray) -> None:
+    truth = truth_isolated(chunk)
+    for name, (collection, code, _, _) in ISOLATED_OBJECTS.items():
+        reco_pt = chunk[f"{collection}.PT"]
+        reco_counts = ak.to_numpy(ak.num(reco_pt))
+        obs.add(f"{name}.n", reco_counts, event)
+        t = truth[truth.pid == code]
+        t_counts = ak.to_numpy(ak.num(t))
+        t_pt, t_eta, t_phi = _flat(t.pt), _flat(t.eta), _flat(t.phi)
+        r, m = match_events(_flat(chunk[f"{collection}.Eta"]), _flat(chunk[f"{collection}.Phi"]), reco_counts,
+                            t_eta, t_phi, t_counts, OBJECT_MATCH_DR)
+        found = np.zeros(len(t_pt))
+        found[m] = 1.0
+        t_event = np.repeat(event, t_counts)
+        obs.add(f"{name}.found", found, t_event)
+        obs.add(f"{name}.response", _flat(reco_pt)[r] / t_pt[m], t_event[m])
+        obs.count(f"{name}.truth", len(t_pt))
+        obs.count(f"{name}.found", len(m))
+
+
+def _met_jets(obs: FileObservables, chunk: ak.Array, event: np.ndarray) -> None:
+    met, met_phi = _singleton(chunk, "MissingET.MET"), _singleton(chunk, "MissingET.Phi")
+    obs.add("met.met", met, event)
+    jet_pt, jet_phi = chunk["Jet.PT"], chunk["Jet.Phi"]
+    jet_phi = jet_phi[ak.argsort(jet_pt, axis=1, ascending=False)]
+    jet_pt = ak.sort(jet_pt, axis=1, ascending=False)
+    hard_phi = jet_phi[jet_pt > DPHI_JET_PT_MIN][:, :DPHI_JETS]
+    counts = ak.to_numpy(ak.num(hard_phi))
+    dphi = np.abs(delta_phi(_flat(hard_phi), np.repeat(met_phi, counts)))
+    with_jet = counts > 0
+    starts = offsets(counts)[with_jet]
+    obs.add("met.dphi_min_jets", np.minimum.reduceat(dphi, starts) if len(starts) else np.zeros(0), event[with_jet])
+    obs.add("met.dphi_lead_jet", dphi[starts], event[with_jet])

@@ -74,6 +74,8 @@ def _draw(ax: Axes, spec: Observable, arrays: Sequence[np.ndarray], labels: Sequ
             mplhep.histplot(height, bins, ax=ax, histtype="fill", color=TARGET_COLOR, alpha=0.45, label=label)
         else:
             mplhep.histplot(height, bins, ax=ax, histtype="step", color=candidate_color(index - 1), label=label)
+    if not any(len(values) for values in arrays):
+        ax.text(0.5, 0.5, "no entries", transform=ax.transAxes, ha="center", va="center", color="gray")
     ax.set_xlabel(spec.label)
     ax.set_ylabel("fraction")
     ax.set_xlim(bins[0], bins[-1])
@@ -139,6 +141,41 @@ def confusion_figure(title: str, matrices: Sequence[np.ndarray], class_fractions
     ax.set_ylabel("fraction of particles")
     ax.set_ylim(bottom=0)
     ax.legend(frameon=False)
+    _title(figure, title, note)
+    return figure
+
+
+def response_figure(title: str, summaries: Sequence[dict[str, list[dict[str, float]]]],
+                    bin_labels: dict[str, Sequence[str]], axis_labels: dict[str, str], labels: Sequence[str],
+                    note: str | None = None) -> Figure:
+    """Mean jet response (1 + mean residual) and resolution (std of the residual) per bin, with statistical
+    errors: one column per binned quantity; ``summaries[i][quantity]`` holds file i's
+    :func:`~parnassus.validate.metrics.mean_and_spread` per bin (target first)."""
+    quantities = list(bin_labels)
+    figure = Figure(figsize=(4.6 * len(quantities), 7.4), layout="constrained")
+    axes = figure.subplots(2, len(quantities), squeeze=False)
+    width = 0.5 / max(len(labels), 1)
+    for column, quantity in enumerate(quantities):
+        positions = np.arange(len(bin_labels[quantity]))
+        for index, (summary, label) in enumerate(zip(summaries, labels, strict=True)):
+            color = TARGET_COLOR if index == 0 else candidate_color(index - 1)
+            x = positions + (index - (len(labels) - 1) / 2) * width
+            rows = summary[quantity]
+            mean = [1.0 + r["mean"] for r in rows], [r["mean_error"] for r in rows]
+            spread = [r["std"] for r in rows], [r["std_error"] for r in rows]
+            for ax, (value, error) in ((axes[0, column], mean), (axes[1, column], spread)):
+                ax.errorbar(x, value, yerr=np.nan_to_num(error), color=color, marker="o" if index == 0 else "s",
+                            markersize=5, linestyle="none", capsize=2, label=label)
+        for row, ylabel in enumerate((r"mean $p_T / p_T^{gen}$", r"resolution: std of $\Delta p_T / p_T^{gen}$")):
+            ax = axes[row, column]
+            ax.set_xticks(positions, bin_labels[quantity])
+            ax.minorticks_off()
+            ax.set_xlim(-0.5, len(positions) - 0.5)
+            ax.set_xlabel(axis_labels[quantity])
+            ax.set_ylabel(ylabel)
+        axes[0, column].axhline(1.0, color="black", linestyle="--", linewidth=1)
+        axes[1, column].set_ylim(bottom=0)
+    axes[0, 0].legend(loc="best", frameon=False)
     _title(figure, title, note)
     return figure
 

@@ -31,14 +31,24 @@ from parnassus.validate.observables import (
     BRANCHES,
     CATEGORIES,
     CATEGORY_TITLES,
+    DPHI_JET_PT_MIN,
+    DPHI_JETS,
     FIGURES,
     IN_JET_DR,
+    ISOLATED_OBJECTS,
+    ISOLATED_PT_MIN,
     JET_MATCH_DR,
+    JET_RESPONSE_BINS,
+    OBJECT_MATCH_DR,
     OBSERVABLES,
     PARTICLE_ETA_MAX,
     PARTICLE_MATCH_DR,
+    TRUTH_ISOLATION_CONE,
+    TRUTH_ISOLATION_RATIO,
     TRUTH_PT_MIN,
     FileObservables,
+    jet_response_bin_labels,
+    jet_response_keys,
 )
 
 REFSIM_NOTE = "target: refsim (CMS-2011-like reference simulation), not CMS data"
@@ -247,6 +257,9 @@ def compute_metrics(files: list[InputFile], observables: list[FileObservables], 
             **{f"pfcs_matched_fraction_{cat}": c.get(f"{cat}.matched", 0) / max(c.get(f"{cat}.pfcs", 0), 1)
                for cat in CATEGORIES},
             "unmatched_pfcs_per_event": (c.get("all.pfcs", 0) - c.get("all.matched", 0)) / max(n_events, 1),
+            **{f"{name}_efficiency": c.get(f"{name}.found", 0) / c[f"{name}.truth"] if c.get(f"{name}.truth")
+               else math.nan for name in ISOLATED_OBJECTS},
+            **{f"{name}_truth": c.get(f"{name}.truth", 0) for name in ISOLATED_OBJECTS},
         }
     closest_counts = Counter(entry["closest"] for entry in per_observable.values() if entry["closest"])
     return {
@@ -255,13 +268,26 @@ def compute_metrics(files: list[InputFile], observables: list[FileObservables], 
                    "generator": f.generator, "card": f.card, "entries": f.entries} for i, f in enumerate(files)],
         "definitions": {"truth_pt_min": TRUTH_PT_MIN, "particle_eta_max": PARTICLE_ETA_MAX,
                         "in_jet_dr": IN_JET_DR, "jet_match_dr": JET_MATCH_DR,
-                        "particle_match_dr": PARTICLE_MATCH_DR, "classes": list(CLASS_NAMES)},
+                        "particle_match_dr": PARTICLE_MATCH_DR, "classes": list(CLASS_NAMES),
+                        "isolated_pt_min": ISOLATED_PT_MIN,
+                        "isolated_eta_max": {name: spec[2] for name, spec in ISOLATED_OBJECTS.items()},
+                        "truth_isolation_cone": TRUTH_ISOLATION_CONE,
+                        "truth_isolation_ratio": TRUTH_ISOLATION_RATIO, "object_match_dr": OBJECT_MATCH_DR,
+                        "dphi_jet_pt_min": DPHI_JET_PT_MIN, "dphi_jets": DPHI_JETS,
+                        "jet_response_bins": {q: [list(b) for b in bins] for q, bins in JET_RESPONSE_BINS.items()}},
         "bootstrap": {"replicas": replicas, "seed": seed, "resampled": "events, with replacement, paired"},
         "observables": per_observable,
         "confusion": confusion,
         "matching": matching,
+        "jet_response": {file.label: jet_response(obs) for file, obs in zip(files, observables, strict=True)},
         "summary": {"closest_count": {f.label: closest_counts.get(f.label, 0) for f in candidates}},
     }
+
+
+def jet_response(obs: FileObservables) -> dict[str, list[dict[str, float]]]:
+    """Per binned quantity ("pt", "eta"): entries, mean and std of the matched-jet pT residual in each bin."""
+    return {quantity: [metrics.mean_and_spread(obs.sample(key).values) for key in jet_response_keys(quantity)]
+            for quantity in JET_RESPONSE_BINS}
 
 
 def _class_fractions(obs: FileObservables, category: str, kind: str) -> np.ndarray:
@@ -290,6 +316,12 @@ def make_plots(directory: Path, files: list[InputFile], observables: list[FileOb
                                             _class_fractions(observables[0], category, "truth"), labels, note)
             plots.save(figure, directory, f"confusion_{category}", formats)
             written[f"confusion_{category}"] = title
+        title = "Jet response and resolution vs GenJet pT and |eta| (matched jets)"
+        figure = plots.response_figure(title, [results["jet_response"][label] for label in labels],
+                                       {q: jet_response_bin_labels(q) for q in JET_RESPONSE_BINS},
+                                       {"pt": "GenJet $p_T$ [GeV]", "eta": r"GenJet $|\eta|$"}, labels, note)
+        plots.save(figure, directory, "jet_response", formats)
+        written["jet_response"] = title
         keys = list(results["observables"])
         ratios = {}
         for file in files[1:]:
@@ -338,6 +370,18 @@ def index_markdown(results: dict, figures: dict[str, str], note: str | None) -> 
               f"- Particles: |eta| < {d['particle_eta_max']}; in jets = ΔR < {d['in_jet_dr']} from a Jet axis "
               f"(truth: a GenJet axis); matched to truth particles within each category by Hungarian assignment "
               f"on ΔR (ΔR ≤ {d['particle_match_dr']}); unmatched candidates of the inclusive matching are 'fakes'.",
+              f"- Isolated electrons, muons, photons: truth objects are status-1 |PID| 11 / 13 / 22 with pT > "
+              f"{d['isolated_pt_min']} GeV, |eta| < {d['isolated_eta_max']['electron']} (muons "
+              f"{d['isolated_eta_max']['muon']}), and a scalar pT sum of the other status-1 truth particles "
+              f"(neutrinos excluded) within ΔR < {d['truth_isolation_cone']} below {d['truth_isolation_ratio']} × "
+              f"pT; found = matched to the file's Electron / Muon / Photon by Hungarian assignment on ΔR "
+              f"(ΔR ≤ {d['object_match_dr']}); `*.found` is 0/1 per truth object (W1 = efficiency difference), "
+              f"`*.response` is pT / pT(truth) of the found ones, `*.n` the collection's size per event.",
+              f"- MET is the file's MissingET (for parnassus files: from all particle-flow candidates); Δφ to the "
+              f"up to {d['dphi_jets']} leading jets with pT > {d['dphi_jet_pt_min']} GeV (minimum) and to the "
+              f"leading one, in events with such a jet. Jet response bins: the matched-jet pT residual in bins "
+              f"of GenJet pT and (GenJet pT ≥ {d['jet_response_bins']['pt'][0][0]} GeV) |eta|.",
+              "- Observables without entries in a file have no distance and count for no candidate.",
               f"- W1: `scipy.stats.wasserstein_distance` between candidate and target, in the units of the "
               f"observable. Uncertainty: std over {results['bootstrap']['replicas']} bootstrap replicas "
               f"(events resampled with replacement, the same events for every file). Noise floor: W1 between the "
@@ -362,6 +406,13 @@ def index_markdown(results: dict, figures: dict[str, str], note: str | None) -> 
         lines.append(f"| {label} | {m['jets_matched_fraction']:.3f} | {m['gen_jets_matched_fraction']:.3f} | "
                      f"{m['pfcs_matched_fraction_all']:.3f} / {m['pfcs_matched_fraction_in_jet']:.3f} / "
                      f"{m['pfcs_matched_fraction_out_jet']:.3f} | {m['unmatched_pfcs_per_event']:.1f} |")
+    names = list(ISOLATED_OBJECTS)
+    lines += ["", "Efficiency for isolated truth objects (found / truth objects):", "",
+              "| file | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for label, m in results["matching"].items():
+        cells = " | ".join(f"{m[f'{name}_efficiency']:.3f} ({m[f'{name}_truth']})"
+                           if _finite(m[f"{name}_efficiency"]) else f"– ({m[f'{name}_truth']})" for name in names)
+        lines.append(f"| {label} | {cells} |")
     lines += ["", "Class confusion, distance to the target (mean over truth classes of the total-variation distance "
               "of P(reco class | truth class)):", "",
               "| category | " + " | ".join(candidates) + " |", "|---" * (len(candidates) + 1) + "|"]
