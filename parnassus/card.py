@@ -43,6 +43,9 @@ class TruthCuts:
     eta_max: float = field(default=2.7, metadata=_positive())
     drop_pids: list[int] = field(default_factory=lambda: [12, 14, 16])
     max_particles: int = field(default=400, metadata=_positive())
+    # mm: a decayed (status 2) particle with a longer PDG c*tau is final instead of its decay products, the
+    # outermost one of a chain (K0S, Lambda, Sigma, Xi, Omega at 10 mm); none: the record as it is (Delphes)
+    stable_ctau_mm: float | None = field(default=None, metadata=_positive())
 
 
 @dataclass

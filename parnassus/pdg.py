@@ -1,4 +1,4 @@
-"""PDG ids → the 5 particle-flow classes and electric charge (via the ``particle`` package)."""
+"""PDG ids → the 5 particle-flow classes, electric charge and proper decay length (via the ``particle`` package)."""
 
 from __future__ import annotations
 
@@ -42,6 +42,22 @@ def charge_and_class(pids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     unique, inverse = np.unique(np.asarray(pids, dtype=np.int64), return_inverse=True)
     table = np.array([_charge_and_class(int(p)) for p in unique], dtype=np.int32).reshape(-1, 2)
     return table[inverse, 0], table[inverse, 1]
+
+
+@lru_cache(maxsize=4096)
+def _ctau_mm(apid: int) -> float:
+    """c*tau in mm of one (positive) PDG id; 0 when unknown, without a lifetime, or stable (inf)."""
+    try:
+        ctau = Particle.from_pdgid(apid).ctau
+    except (ParticleNotFound, InvalidParticle):
+        return 0.0
+    return float(ctau) if ctau is not None and np.isfinite(ctau) else 0.0
+
+
+def ctau_mm(pids: np.ndarray) -> np.ndarray:
+    """Vectorised :func:`_ctau_mm` of ``|pids|``: looks up each distinct id once."""
+    unique, inverse = np.unique(np.abs(np.asarray(pids, dtype=np.int64)), return_inverse=True)
+    return np.array([_ctau_mm(int(p)) for p in unique], dtype=np.float64)[inverse.reshape(-1)]
 
 
 def candidate_pid(classes: np.ndarray, charges: np.ndarray) -> np.ndarray:

@@ -45,6 +45,8 @@ def test_shipped_card_loads():
     (lambda d: d["generator"]["parametric"].update(hcal_resolution="__import__('os')"),
      "invalid formula: unknown name '__import__'"),
     (lambda d: d["truth"].update(drop_pids=[12, "nu"]), "truth.drop_pids[1]: expected an integer"),
+    (lambda d: d["truth"].update(stable_ctau_mm=-1), "card.yaml: truth.stable_ctau_mm: must be > 0, got -1.0"),
+    (lambda d: d["truth"].update(stable_ctau_mm="10 mm"), "truth.stable_ctau_mm: expected a number, got str"),
     (lambda d: d.update(objects=[1, 2]), "objects: expected a mapping"),
 ])
 def test_card_errors_name_file_and_key(tmp_path, change, message):
@@ -55,6 +57,13 @@ def test_card_errors_name_file_and_key(tmp_path, change, message):
     assert message in text
     assert str(path) in text
     assert "\n" not in text
+
+
+def test_stable_ctau_is_optional(tmp_path):
+    assert load_card(CARD).truth.stable_ctau_mm is None  # Delphes-like: the record as it is
+    for value in (10, None):
+        card = load_card(write_card(tmp_path, lambda d, v=value: d["truth"].update(stable_ctau_mm=v)))
+        assert card.truth.stable_ctau_mm == value
 
 
 def test_missing_and_invalid_card_files(tmp_path):

@@ -75,6 +75,34 @@ def test_reader_gives_the_truth_of_the_hepmc_route(tmp_path):
             assert np.allclose(ak.flatten(a[field]), ak.flatten(b[field]), rtol=1e-9, atol=1e-9), field
 
 
+def test_stable_ctau_gives_the_limittau0_convention(tmp_path):
+    """Pythia's default (K0S, Lambda... decayed in the generator) with stable_ctau_mm: those particles are the
+    truth, in place of their decay products, through the Pythia reader and through HepMC3 alike."""
+    decaying = tmp_path / "decaying.cmnd"
+    decaying.write_text(CMND.read_text().replace("ParticleDecays:limitTau0 = on", "ParticleDecays:limitTau0 = off"))
+    hepmc = tmp_path / "decaying.hepmc"
+    write_hepmc(decaying, 3, hepmc, seed=11, precision=16)
+    cuts = {"max_particles": 10**4, "drop_pids": []}
+    rule = TruthCuts(stable_ctau_mm=10.0, **cuts)
+    direct = list(PythiaReader(decaying, rule, 3, RunCounts(), max_events=3, seed=11))
+    as_is = list(PythiaReader(decaying, TruthCuts(**cuts), 3, RunCounts(), max_events=3, seed=11))
+    decayed = list(PythiaReader(decaying, TruthCuts(status=[2], **cuts), 3, RunCounts(), max_events=3, seed=11))
+    a, b, c = (ak.concatenate([batch.particles for batch in batches]) for batches in (direct, as_is, decayed))
+    for pid in (310, 3122):
+        n_kept = ak.sum(abs(a.pid) == pid, axis=1)
+        assert ak.all(n_kept > 0) and ak.sum(abs(b.pid) == pid) == 0
+        assert n_kept.tolist() == ak.sum(abs(c.pid) == pid, axis=1).tolist()  # every one in acceptance
+    for batches in (direct, as_is):  # all final particles, no double counting: the beams' four-momentum
+        final = ak.concatenate([batch.final_state for batch in batches])
+        np.testing.assert_allclose(ak.to_numpy(ak.sum(final.e, axis=1)), 7000.0, rtol=1e-9)
+        np.testing.assert_allclose(ak.to_numpy(ak.sum(final.pz, axis=1)), 0.0, atol=1e-4)
+    via_hepmc = _events(HepMCReader(hepmc, rule, 3, RunCounts()))
+    a = _events(direct)
+    assert ak.num(a).tolist() == ak.num(via_hepmc).tolist()
+    for field in a.fields:
+        assert np.allclose(ak.flatten(a[field]), ak.flatten(via_hepmc[field]), rtol=1e-9, atol=1e-9), field
+
+
 def test_status_codes_are_pythias_statushepmc():
     reader = PythiaReader(CMND, TruthCuts(), 1, RunCounts(), max_events=1, seed=3)
     list(reader)

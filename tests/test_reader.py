@@ -174,3 +174,62 @@ def test_memory_does_not_grow_with_events():
         text_size = len(source.read())
     assert peak(50) < 1.5 * peak(20)
     assert peak(50) < 0.6 * text_size
+
+
+# -- truth.stable_ctau_mm: decayed long-lived particles put back in place of their decay products ----------------
+
+def _add_decay(event, mother, products: list[int], position: tuple) -> list:
+    """Decay ``mother`` at ``position`` (mm) into ``products`` (status 1) sharing its momentum equally."""
+    import pyhepmc
+    from particle import Particle
+
+    vertex = pyhepmc.GenVertex(pyhepmc.FourVector(*position))
+    vertex.add_particle_in(mother)
+    mother.status = 2
+    out = []
+    for pid in products:
+        p = mother.momentum
+        px, py, pz = p.px / len(products), p.py / len(products), p.pz / len(products)
+        energy = (px**2 + py**2 + pz**2 + ((Particle.from_pdgid(pid).mass or 0.0) / 1000.0) ** 2) ** 0.5
+        out.append(pyhepmc.GenParticle(pyhepmc.FourVector(px, py, pz, energy), pid, 1))
+        vertex.add_particle_out(out[-1])
+    event.add_vertex(vertex)
+    return out
+
+
+def _long_lived_event():
+    """Prompt pi+; K0S -> pi+ pi-; Lambda -> p pi-; Xi- -> Lambda pi-, Lambda -> p pi-; D0 -> K- pi+."""
+    event = make_event(0, [(211, 1.0, 0.5, 0.2), (310, 3.0, 1.0, 1.0), (3122, -2.0, 2.0, 0.5),
+                           (3312, 0.0, -4.0, 2.0), (421, -5.0, -1.0, -1.0)], vertex=(0.1, 0.2, 3.0, 0.5))
+    _, k0s, lam, xi, d0 = event.particles[1:]
+    _add_decay(event, k0s, [211, -211], (30.0, 10.0, 10.0, 40.0))
+    _add_decay(event, lam, [2212, -211], (-50.0, 50.0, 12.0, 90.0))
+    inner_lambda, _ = _add_decay(event, xi, [3122, -211], (0.0, -40.0, 20.0, 60.0))
+    _add_decay(event, inner_lambda, [2212, -211], (0.0, -80.0, 40.0, 120.0))
+    _add_decay(event, d0, [-321, 211], (-0.2, -0.04, -0.04, 0.3))
+    return event
+
+
+def test_stable_ctau_puts_long_lived_particles_back(tmp_path):
+    path = write_events(tmp_path / "long_lived.hepmc", [_long_lived_event()])
+    wide = {"pt_min": 0.01, "eta_max": 10.0}
+    as_is, _ = concat(read_all(path, TruthCuts(**wide))[0])
+    assert sorted(as_is[0].pid.tolist()) == sorted([211, 211, -211, 2212, -211, 2212, -211, -211, -321, 211])
+    batches, counts, _ = read_all(path, TruthCuts(stable_ctau_mm=10.0, **wide))
+    restored = batches[0].particles[0]
+    assert not counts.skipped
+    assert sorted(restored.pid.tolist()) == sorted([211, 310, 3122, 3312, -321, 211])
+    assert restored.status.tolist() == [1] * 6
+    k0s = restored[restored.pid == 310][0]
+    np.testing.assert_allclose([k0s.px, k0s.py, k0s.pz, k0s.mass], [3.0, 1.0, 1.0, 0.497611], atol=1e-6)
+    np.testing.assert_allclose([k0s.x, k0s.y, k0s.z, k0s.t], [0.1, 0.2, 3.0, 0.5])  # its production vertex
+    kaon = restored[restored.pid == -321][0]  # the D0 (c*tau 0.12 mm) stays decayed
+    np.testing.assert_allclose([kaon.x, kaon.y, kaon.z], [-0.2, -0.04, -0.04])
+    final = batches[0].final_state[0]
+    assert sorted(final.pid.tolist()) == sorted(restored.pid.tolist())
+    for name in ("px", "py", "pz"):  # no momentum lost or counted twice
+        np.testing.assert_allclose(ak.sum(final[name]), ak.sum(as_is[0][name]), atol=1e-9)
+    # between c*tau(Xi-) = 49 mm and c*tau(Lambda) = 79 mm: both Lambdas are kept, the K0S and Xi- decay
+    # (drop_pids, here all pions, still applies)
+    lambdas, _ = concat(read_all(path, TruthCuts(stable_ctau_mm=60.0, drop_pids=[211], **wide))[0])
+    assert sorted(lambdas[0].pid.tolist()) == [-321, 3122, 3122]

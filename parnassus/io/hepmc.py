@@ -29,7 +29,7 @@ from pyhepmc._core import pyiostream
 from parnassus.card import TruthCuts
 from parnassus.errors import InputError
 from parnassus.events import TRUTH_FIELDS, RunCounts, TruthBatch, eta_phi
-from parnassus.pdg import charge_and_class
+from parnassus.pdg import charge_and_class, ctau_mm
 
 CHUNK_BYTES = 1 << 20
 EVENT_START = b"\nE "
@@ -231,8 +231,10 @@ class HepMCReader(TruthReader):
         with np.errstate(invalid="ignore"):
             mass = np.where(particles["is_mass_set"], particles["mass"] * gev,
                             np.sqrt(np.maximum(energy**2 - px**2 - py**2 - pz**2, 0.0)))
-        position = _production_positions(data, len(particles), event.event_pos()) * mm
-        selected = self._select_truth(particles["pid"], particles["status"], momentum, mass, position)
+        production, first_incoming = _vertex_links(data, len(particles))
+        position = _production_positions(data, production, first_incoming, event.event_pos()) * mm
+        parent = _through(production, first_incoming) if self._select_truth.needs_parents else None
+        selected = self._select_truth(particles["pid"], particles["status"], momentum, mass, position, parent)
         if selected is None:
             return None
         weight = event.weights[0] if len(event.weights) else 1.0
@@ -269,13 +271,15 @@ class TruthSelector:
         self.counts = counts
         self._drop = np.array(sorted({abs(p) for p in cuts.drop_pids}), dtype=np.int64)
         self._status = np.array(cuts.status, dtype=np.int64)
+        self.needs_parents = cuts.stable_ctau_mm is not None  # then a reader passes ``parent``
 
     def __call__(self, pid: np.ndarray, status: np.ndarray, momentum: np.ndarray, mass: np.ndarray,
-                 position: np.ndarray) -> dict[str, np.ndarray] | None:
+                 position: np.ndarray, parent: np.ndarray | None = None) -> dict[str, np.ndarray] | None:
         """Select the accepted truth particles of one event.
 
         ``pid``, ``status`` (HepMC convention), ``mass`` (GeV): one entry per particle of the event;
-        ``momentum``: (4, n) px, py, pz, E in GeV; ``position``: (n, 4) production x, y, z, t in mm.
+        ``momentum``: (4, n) px, py, pz, E in GeV; ``position``: (n, 4) production x, y, z, t in mm;
+        ``parent``: the index of one mother of each particle, -1 for none (needed with ``stable_ctau_mm``).
         Returns the columns of :data:`TRUTH_FIELDS` for the accepted particles, with under ``final_state``
         the same columns for every final-state particle (status and drop_pids only, no kinematic cut or
         truncation; particles with ids unknown to the PDG table left out), or None (and a counted skip)
@@ -283,7 +287,12 @@ class TruthSelector:
         :func:`is_physical`) or an unknown PDG id among the accepted particles. Counts truncated events.
         """
         cuts = self.cuts
+        replaced = None
+        if self.needs_parents:
+            status, replaced = restore_long_lived(pid, status, parent, cuts.stable_ctau_mm)
         final = np.isin(status, self._status)
+        if replaced is not None:
+            final &= ~replaced
         final &= ~np.isin(np.abs(pid.astype(np.int64)), self._drop)
         momentum = momentum[:, final]
         if not np.all(np.isfinite(momentum)):
@@ -316,6 +325,27 @@ class TruthSelector:
             "final_state": {name: column[known] for name, column in columns.items()}}
 
 
+def restore_long_lived(pid: np.ndarray, status: np.ndarray, parent: np.ndarray, ctau_min: float
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Undo the generator's decays of particles with a PDG c*tau above ``ctau_min`` (mm).
+
+    Returns the statuses with each such decayed (status 2) particle that has no such ancestor set to 1, and
+    the mask of their descendants (to leave out of the final state). ``parent``: one mother per particle, -1
+    for none; one is enough, since decay products have a single mother.
+    """
+    long_lived = status == 2
+    long_lived[long_lived] = ctau_mm(pid[long_lived]) > ctau_min
+    replaced = np.zeros(len(pid), dtype=bool)
+    if not long_lived.any():
+        return status, replaced
+    has_parent = parent >= 0
+    generation = long_lived
+    while generation.any():  # one generation of descendants per pass; each particle is added once
+        generation = has_parent & generation[parent] & ~replaced
+        replaced |= generation
+    return np.where(long_lived & ~replaced, 1, status), replaced
+
+
 def is_physical(momentum: np.ndarray) -> bool:
     """Whether every (px, py, pz, E) column of ``momentum`` (GeV, finite) could be a real particle.
 
@@ -328,26 +358,40 @@ def is_physical(momentum: np.ndarray) -> bool:
                        & (energy >= p * (1 - 1e-6) - 1e-6)))
 
 
-def _production_positions(data: pyhepmc.GenEventData, n_particles: int, event_pos: pyhepmc.FourVector
-                          ) -> np.ndarray:
+def _vertex_links(data: pyhepmc.GenEventData, n_particles: int) -> tuple[np.ndarray, np.ndarray]:
+    """The production vertex of each particle and the first incoming particle of each vertex (-1: none)."""
+    links1, links2 = np.asarray(data.links1), np.asarray(data.links2)
+    produced = (links1 < 0) & (links2 > 0)  # vertex -links1 produces particle links2
+    incoming = (links1 > 0) & (links2 < 0)  # particle links1 enters vertex -links2
+    production = np.full(n_particles, -1, dtype=np.int64)
+    production[links2[produced] - 1] = -links1[produced] - 1
+    first_incoming = np.full(len(data.vertices), -1, dtype=np.int64)
+    vertex, first = np.unique(-links2[incoming] - 1, return_index=True)
+    first_incoming[vertex] = links1[incoming][first] - 1
+    return production, first_incoming
+
+
+def _through(index: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """``table[index]`` where ``index`` >= 0, else -1."""
+    result = np.full(len(index), -1, dtype=np.int64)
+    valid = index >= 0
+    result[valid] = table[index[valid]]
+    return result
+
+
+def _production_positions(data: pyhepmc.GenEventData, production: np.ndarray, first_incoming: np.ndarray,
+                          event_pos: pyhepmc.FourVector) -> np.ndarray:
     """(x, y, z, t) of each particle's production vertex, as HepMC3's GenVertex::position() resolves it.
 
     A vertex without a position inherits that of its first incoming particle's production vertex; a
     particle without a production vertex, or a chain without any position, gets the event position.
     """
     vertices = data.vertices
-    n_vertices = len(vertices)
+    n_particles, n_vertices = len(production), len(vertices)
     origin = np.array([event_pos.x, event_pos.y, event_pos.z, event_pos.t])
     own = np.stack([vertices["x"], vertices["y"], vertices["z"], vertices["t"]], axis=1).reshape(-1, 4)
     has_position = np.any(own != 0.0, axis=1)
-    links1, links2 = np.asarray(data.links1), np.asarray(data.links2)
-    produced = (links1 < 0) & (links2 > 0)  # vertex -links1 produces particle links2
-    incoming = (links1 > 0) & (links2 < 0)  # particle links1 enters vertex -links2
-    production = np.full(n_particles, -1, dtype=np.int64)
-    production[links2[produced] - 1] = -links1[produced] - 1
-    parent = np.full(n_vertices, -1, dtype=np.int64)
-    first_in = np.unique(-links2[incoming] - 1, return_index=True)
-    parent[first_in[0]] = production[links1[incoming][first_in[1]] - 1]
+    parent = _through(first_incoming, production)  # the production vertex of the first incoming particle
     position = np.where(has_position[:, None], own, np.nan)
     for _ in range(n_vertices):  # propagate positions down decay chains until nothing changes
         todo = ~has_position & (parent >= 0)

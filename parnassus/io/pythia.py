@@ -176,11 +176,15 @@ class PythiaReader(TruthReader):
         position = np.stack([ak.to_numpy(vertex[name]) for name in ("px", "py", "pz", "e")], axis=1)  # x y z t
         mass = ak.to_numpy(particles.m)
         weights = ak.to_numpy(ak.fill_none(ak.firsts(records.info.weights), 1.0))
+        parent = None
+        if self._select_truth.needs_parents:  # index of the first mother in the event's slice below, -1: none
+            mother1 = ak.to_numpy(particles.mother1)
+            parent = np.where(mother1 > 0, mother1 - 1, -1)
         events = []
         for i, (start, size) in enumerate(zip(starts, sizes, strict=True)):
             event = slice(start + 1, start + size)  # entry 0 is Pythia's "system" line, not a particle
             selected = self._select_truth(pid[event], status[event], momentum[:, event], mass[event],
-                                          position[event])
+                                          position[event], None if parent is None else parent[event])
             if selected is not None:
                 events.append({"index": first_index + i, "number": first_index + i, "weight": weights[i],
                                **selected})
