@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from parnassus.errors import CardError
@@ -284,10 +285,12 @@ def _convert(hint: Any, value: Any, key: str, card_path: Path, may_not_exist: bo
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
             raise CardError(f"{card_path}: {key}: expected a formula string, got {_kind(value)}")
         try:
-            return Formula(str(value))
+            formula = Formula(str(value))
         except (SyntaxError, ValueError) as error:
             message = error.msg if isinstance(error, SyntaxError) else str(error)
             raise CardError(f"{card_path}: {key}: invalid formula: {message}") from None
+        _check_formula_range(formula, key, card_path)
+        return formula
     if hint is Path:
         if not isinstance(value, str):
             raise CardError(f"{card_path}: {key}: expected a path string, got {_kind(value)}")
@@ -306,6 +309,23 @@ def _check_constraints(spec: dataclasses.Field, value: Any, key: str, card_path:
         raise CardError(f"{card_path}: {key}: must be > 0, got {value!r}")
     if spec.metadata.get("non_negative") and value is not None and not value >= 0:
         raise CardError(f"{card_path}: {key}: must be >= 0, got {value!r}")
+
+
+def _check_formula_range(formula: Formula, key: str, card_path: Path) -> None:
+    """A formula whose key (field or group) names an efficiency must give values in [0, 1], a resolution finite
+    values >= 0, for pT 0.1 GeV-10 TeV and |eta| <= 5: a one-line CardError with the first point that does not."""
+    name = ".".join(key.split(".")[-2:])  # the field, or its group (tracking_efficiency.muon)
+    low, high = (0.0, 1.0) if "efficiency" in name else (0.0, np.inf) if "resolution" in name else (None, None)
+    if low is None:
+        return
+    pt, eta = (grid.ravel() for grid in np.meshgrid(np.logspace(-1, 4, 51), np.linspace(-5, 5, 101)))
+    values = formula(pt, eta, pt * np.cosh(eta))
+    bad = ~(np.isfinite(values) & (values >= low) & (values <= high))
+    if bad.any():
+        i = int(np.argmax(bad))
+        allowed = "in [0, 1]" if high == 1.0 else "finite and >= 0"
+        raise CardError(f"{card_path}: {key}: gives {values[i]:.4g} at pt = {pt[i]:.3g} GeV, eta = {eta[i]:.3g} "
+                        f"(must be {allowed} for pt 0.1-10000 GeV, |eta| <= 5)")
 
 
 def _join(where: str, name: str) -> str:

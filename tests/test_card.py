@@ -48,6 +48,14 @@ def test_shipped_card_loads():
     (lambda d: d["truth"].update(stable_ctau_mm=-1), "card.yaml: truth.stable_ctau_mm: must be > 0, got -1.0"),
     (lambda d: d["truth"].update(stable_ctau_mm="10 mm"), "truth.stable_ctau_mm: expected a number, got str"),
     (lambda d: d.update(objects=[1, 2]), "objects: expected a mapping"),
+    (lambda d: d["generator"]["parametric"]["tracking_efficiency"].update(muon="1.2"),
+     "tracking_efficiency.muon: gives 1.2 at pt = 0.1 GeV, eta = -5 (must be in [0, 1]"),
+    (lambda d: d["generator"]["parametric"]["identification_efficiency"].update(electron="0.9 + 0.001 * pt"),
+     "identification_efficiency.electron: gives 1.026 at pt = 126 GeV"),
+    (lambda d: d["generator"]["parametric"].update(ecal_resolution="sqrt(energy - 1)"),
+     "ecal_resolution: gives nan at pt = 0.1 GeV, eta = -2.9 (must be finite and >= 0"),
+    (lambda d: d["generator"]["parametric"]["track_pt_resolution"].update(charged_hadron="0.01 - 0.001 * pt"),
+     "track_pt_resolution.charged_hadron: gives -0.002589 at pt = 12.6 GeV"),
 ])
 def test_card_errors_name_file_and_key(tmp_path, change, message):
     path = write_card(tmp_path, change)
