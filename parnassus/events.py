@@ -61,6 +61,7 @@ class RunCounts:
     skipped: Counter = field(default_factory=Counter)
     truncated: int = 0  # events with more accepted truth particles than the card's maximum
     model_truncated: int = 0  # events for which a learned model asked for more candidates than its maximum
+    model_outside_acceptance: int = 0  # candidates a learned model sampled outside the output acceptance (dropped)
 
     def skip(self, reason: str, n: int = 1) -> None:
         self.skipped[reason] += n
@@ -68,7 +69,7 @@ class RunCounts:
     def as_dict(self) -> dict:
         return {"read": self.read, "written": self.written, "skipped": dict(self.skipped),
                 "skipped_total": sum(self.skipped.values()), "truncated": self.truncated,
-                "model_truncated": self.model_truncated}
+                "model_truncated": self.model_truncated, "model_outside_acceptance": self.model_outside_acceptance}
 
 
 def eta_phi(px: np.ndarray, py: np.ndarray, pz: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -78,6 +78,7 @@ def run(card: Card, input_path: str | Path, output_path: str | Path, *, max_even
             writer.write(simulate(TruthBatch.empty(), generator, card, seed))
         seconds = time.perf_counter() - start
         counts.model_truncated = getattr(generator, "truncated", 0)
+        counts.model_outside_acceptance = getattr(generator, "outside_acceptance", 0)
         warnings = reader.warnings + no_events_warning(counts, skip)
         writer.commit(run_metadata(card, input_path, counts, warnings, seconds,
                                    generator=card.generator.kind,

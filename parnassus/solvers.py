@@ -189,6 +189,35 @@ def make_path(name: str) -> AffinePath:
         raise ValueError(f"unknown path {name!r}; valid: {', '.join(PATHS)}") from None
 
 
+class Objective:
+    """What a network is trained to output and what velocity that output implies, for one kind of model.
+
+    ``"flow"``: conditional flow matching on the linear path, the output is the velocity ``dx/dt``;
+    ``"diffusion"``: the cosine path with v-prediction, the velocity follows from
+    :meth:`AffinePath.velocity_from_v`. Training regresses :meth:`target`; sampling integrates
+    :meth:`velocity`, so neither needs to know which kind it has.
+    """
+
+    KINDS = {"flow": "linear", "diffusion": "cosine"}
+
+    def __init__(self, kind: str):
+        if kind not in self.KINDS:
+            raise ValueError(f"unknown model kind {kind!r}; valid: {', '.join(self.KINDS)}")
+        self.kind = kind
+        self.path = make_path(self.KINDS[kind])
+
+    def target(self, x0: Tensor, eps: Tensor, t: Tensor) -> Tensor:
+        """The regression target at ``x_t = path.interpolate(x0, eps, t)``."""
+        return self.path.velocity_target(x0, eps, t) if self.kind == "flow" else self.path.v_target(x0, eps, t)
+
+    def velocity(self, output: Tensor, x_t: Tensor, t: Tensor) -> Tensor:
+        """The velocity ``dx/dt`` a network output at ``x_t`` stands for."""
+        return output if self.kind == "flow" else self.path.velocity_from_v(output, x_t, t)
+
+    def __repr__(self) -> str:
+        return f"Objective({self.kind!r})"
+
+
 def _check_solver(solver: str) -> None:
     if solver not in SOLVERS:
         raise ValueError(f"unknown solver {solver!r}; valid: {', '.join(SOLVERS)}")

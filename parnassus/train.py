@@ -4,8 +4,13 @@ A plain loop: load the pairs, split train/validation, standardise, then for each
 order of an epoch is a permutation seeded by (seed, epoch)), draw times and noise (seeded by (seed, step)),
 and regress both networks on their targets — flow matching: velocity MSE + cosine term (paper eqs. 3-4);
 diffusion: v-prediction MSE — with AdamW or Lion, a cosine learning-rate schedule with warm-up, gradient
-clipping and EMA weights. Losses go to ``training_log.csv``; every ``checkpoint_every`` steps the full state
-(``state.pt``) and the EMA model (``model.safetensors``) are written, so ``--resume`` continues bit-exact.
+clipping and EMA weights (decay warmed up as min(ema_decay, (1 + step) / (10 + step))). Losses go to
+``training_log.csv``: every step's training loss, and every ``validate_every`` steps the validation loss of
+the weights that ship (the EMA; with ema_decay 0 the final weights) on a fixed random sample of the held-out
+events. Every ``checkpoint_every`` steps the full state (``state.pt``: weights, optimiser, step, the file
+list, the train/validation split and the normalisation) and the EMA model (``model.safetensors``) are
+written, so ``--resume`` continues bit-exact on the same split and standardisation (it refuses if the
+training files changed).
 Multi-GPU: launched with ``torchrun``, each process trains on its share of every batch and gradients are
 averaged across processes (all-reduce, as DDP does) before each step.
 """
@@ -30,9 +35,11 @@ from parnassus.card import Card
 from parnassus.errors import CardError
 from parnassus.nn.checkpoint import save_model
 from parnassus.nn.data import Batch, load_pairs, make_batch, normalisation
-from parnassus.nn.features import EVENT_FEATURES, N_CLASSES, PARTICLE_FEATURES
+from parnassus.nn.features import EVENT_FEATURES, N_CLASSES, PARTICLE_FEATURES, Normalisation
 from parnassus.nn.model import Architecture, Parnassus
-from parnassus.solvers import AffinePath, make_path, sample_time
+from parnassus.solvers import Objective, sample_time
+
+VALIDATION_EVENTS = 1024  # held-out events whose loss is logged: a fixed random sample of all processes
 
 
 def training_files(card: Card) -> list[Path]:
@@ -67,17 +74,16 @@ def regression_loss(output: torch.Tensor, target: torch.Tensor, kind: str, mask:
     return _masked_mean(per_item, mask)
 
 
-def losses(model: Parnassus, batch: Batch, path: AffinePath, time_power: float, generator: torch.Generator
+def losses(model: Parnassus, batch: Batch, objective: Objective, time_power: float, generator: torch.Generator
            ) -> tuple[torch.Tensor, torch.Tensor]:
     """(event-level loss, PFC-level loss) of one batch."""
-    kind, device = model.arch.kind, batch.truth.device
+    kind, device = objective.kind, batch.truth.device
     n = batch.truth.shape[0]
 
     def noisy(x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         t = sample_time(n, time_power, generator, device=device)
         eps = torch.randn(x0.shape, generator=generator, device=device)
-        target = path.velocity_target(x0, eps, t) if kind == "flow" else path.v_target(x0, eps, t)
-        return path.interpolate(x0, eps, t), t, target
+        return objective.path.interpolate(x0, eps, t), t, objective.target(x0, eps, t)
 
     x_t, t, target = noisy(batch.pfc_event)
     condition = model.event.condition(batch.truth, batch.truth_mask, batch.truth_event)
@@ -158,11 +164,26 @@ def train(card: Card, output: Path | None = None, resume: bool = False, device: 
     torch.manual_seed(cfg.seed)
 
     files = training_files(card)
+    folder.mkdir(parents=True, exist_ok=True)
+    state_file, log_file = folder / "state.pt", folder / "training_log.csv"
+    state = None
+    if resume:
+        if not state_file.exists():
+            raise CardError(f"{card.path}: --resume: no training state in {folder}")
+        state = torch.load(state_file, map_location=device, weights_only=False)
+        stored = state.get("files")
+        if stored != [str(f) for f in files]:
+            raise CardError(f"{card.path}: --resume: training.files now match other files than the run in {folder} "
+                            f"was started with ({len(files)} now, {len(stored or [])} then); start a new run")
     truth, pfc = load_pairs(files, card.model.max_truth, card.model.max_pfc)
-    train_index, validation_index = _split(len(truth), cfg.validation_fraction, cfg.seed)
+    if state is None:
+        train_index, validation_index = _split(len(truth), cfg.validation_fraction, cfg.seed)
+    else:
+        train_index, validation_index = state["train_index"], state["validation_index"]
     train_truth, train_pfc = truth.take(train_index), pfc.take(train_index)
-    validation = (truth.take(validation_index[:512]), pfc.take(validation_index[:512]))
-    norm = normalisation(train_truth, train_pfc)
+    monitored = np.sort(np.random.default_rng([cfg.seed, 7]).permutation(validation_index)[:VALIDATION_EVENTS])
+    validation = (truth.take(monitored), pfc.take(monitored))
+    norm = normalisation(train_truth, train_pfc) if state is None else Normalisation.from_dict(state["normalisation"])
     provenance = {"files": [str(f) for f in files], "events": len(truth), "train_events": len(train_index),
                   "validation_events": len(validation_index), "truncated_truth": truth.truncated,
                   "truncated_pfc": pfc.truncated, "max_pfc": card.model.max_pfc, "card": card.name,
@@ -174,16 +195,11 @@ def train(card: Card, output: Path | None = None, resume: bool = False, device: 
         parameter.requires_grad_(False)
     optimizer_class = Lion if cfg.optimizer == "lion" else torch.optim.AdamW
     optimizer = optimizer_class(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    path = make_path("linear" if card.model.kind == "flow" else "cosine")
+    objective = Objective(card.model.kind)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
-    folder.mkdir(parents=True, exist_ok=True)
-    state_file, log_file = folder / "state.pt", folder / "training_log.csv"
     start = 0
-    if resume:
-        if not state_file.exists():
-            raise CardError(f"{card.path}: --resume: no training state in {folder}")
-        state = torch.load(state_file, map_location=device, weights_only=False)
+    if state is not None:
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
@@ -197,7 +213,7 @@ def train(card: Card, output: Path | None = None, resume: bool = False, device: 
         generator = torch.Generator(device=device).manual_seed(cfg.seed)
         batch = make_batch(*validation, norm, np.random.default_rng(cfg.seed)).to(device)
         with torch.no_grad(), autocast:
-            event_loss, pfc_loss = losses(ema, batch, path, cfg.time_power, generator)
+            event_loss, pfc_loss = losses(ema, batch, objective, cfg.time_power, generator)
         return float(event_loss), float(pfc_loss)
 
     began = time.perf_counter()
@@ -216,7 +232,7 @@ def train(card: Card, output: Path | None = None, resume: bool = False, device: 
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(step, card)
             with autocast:
-                event_loss, pfc_loss = losses(model, batch, path, cfg.time_power, generator)
+                event_loss, pfc_loss = losses(model, batch, objective, cfg.time_power, generator)
             optimizer.zero_grad(set_to_none=True)
             (event_loss + pfc_loss).backward()
             if world > 1:
@@ -226,9 +242,10 @@ def train(card: Card, output: Path | None = None, resume: bool = False, device: 
                         parameter.grad /= world
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.gradient_clip)
             optimizer.step()
+            decay = min(cfg.ema_decay, (1 + step) / (10 + step))
             with torch.no_grad():
                 for e, p in zip(ema.parameters(), model.parameters(), strict=True):
-                    e.lerp_(p, 1 - cfg.ema_decay)
+                    e.lerp_(p, 1 - decay)
             bar.update(1)
             event_loss, pfc_loss = event_loss.item(), pfc_loss.item()
             bar.set_postfix(event=f"{event_loss:.3f}", pfc=f"{pfc_loss:.3f}")
@@ -242,6 +259,8 @@ def train(card: Card, output: Path | None = None, resume: bool = False, device: 
                 provenance["steps"] = done
                 save_model(ema, norm, card, provenance, folder)
                 torch.save({"model": model.state_dict(), "ema": ema.state_dict(),
-                            "optimizer": optimizer.state_dict(), "step": done}, folder / "state.pt.part")
+                            "optimizer": optimizer.state_dict(), "step": done, "files": provenance["files"],
+                            "train_index": train_index, "validation_index": validation_index,
+                            "normalisation": norm.as_dict()}, folder / "state.pt.part")
                 (folder / "state.pt.part").replace(state_file)
     return folder

@@ -75,7 +75,7 @@ def converted(tmp_path_factory) -> tuple[dict[str, ak.Array], Path]:
     output = directory / "converted.root"
     counts = convert(load_card(CARD), source, output, step_size=7, progress=False)
     assert counts.as_dict() == {"read": N_EVENTS, "written": N_EVENTS, "skipped": {}, "skipped_total": 0,
-                                "truncated": 0, "model_truncated": 0}
+                                "truncated": 0, "model_truncated": 0, "model_outside_acceptance": 0}
     return events, output
 
 

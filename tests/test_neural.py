@@ -13,7 +13,8 @@ from parnassus.errors import CardError
 from parnassus.events import RunCounts
 from parnassus.generators import make_generator
 from parnassus.io.hepmc import HepMCReader
-from parnassus.nn.features import counts_from_samples
+from parnassus.nn.data import load_pairs, normalisation, particle_sets, truth_vertices
+from parnassus.nn.features import counts_from_samples, vertex_from_features
 from parnassus.run import run
 from parnassus.solvers import evaluations
 from parnassus.train import train
@@ -143,18 +144,76 @@ def test_multiplicities_are_dequantised_without_rounding_artefacts():
     assert abs(np.round(continuous).mean() - counts.mean()) > 0.45  # rounding instead of flooring shifts by 1/2
 
 
-def test_candidates_are_projected_onto_the_sampled_ht_and_met(trained):
+def test_candidates_are_taken_as_sampled_and_outside_acceptance_dropped(trained):
+    """No projection onto the sampled HT/MET: pT = pT_rel x sampled HT, the vertex relative to the truth
+    primary vertex; candidates outside the output acceptance are dropped and counted."""
     generator = make_generator(load_card(trained))
     rng = np.random.default_rng(2)
     totals = np.array([40, 7, 120])
     features = rng.normal(0, 1, (totals.sum(), 8))
     features[:, 0] = rng.normal(-4, 1, totals.sum())
-    events = np.column_stack([[30.0, -5.0, 2.0], [-12.0, 40.0, 0.0], np.log([400.0, 90.0, 1500.0])])
-    pfcs = generator._decode(features, rng.integers(0, 5, totals.sum()), totals, events)
-    np.testing.assert_allclose(ak.to_numpy(ak.sum(pfcs.pt, axis=1)), [400.0, 90.0, 1500.0], rtol=0.02)
-    np.testing.assert_allclose(ak.to_numpy(-ak.sum(pfcs.px, axis=1)), events[:, 0], atol=1.0)  # up to the pT floor
-    np.testing.assert_allclose(ak.to_numpy(-ak.sum(pfcs.py, axis=1)), events[:, 1], atol=1.0)
-    assert ak.num(pfcs).tolist() == totals.tolist()
+    features[:, 1] = rng.normal(0, 1.5, totals.sum())
+    ht = np.array([400.0, 90.0, 1500.0])
+    vertex = np.array([[0.01, -0.02, 30.0], [0.0, 0.0, -12.0], [0.02, 0.01, 0.5]])
+    pfcs = generator._decode(features, rng.integers(0, 5, totals.sum()), totals, ht, vertex)
+    event = np.repeat(np.arange(3), totals)
+    pt = np.exp(features[:, 0]) * ht[event]
+    inside = (pt >= 1.0) & (np.abs(features[:, 1]) <= 2.7)
+    assert 0 < (~inside).sum() < 60 and generator.outside_acceptance == (~inside).sum()
+    assert ak.num(pfcs).tolist() == np.bincount(event[inside], minlength=3).tolist()
+    for i in range(3):
+        chosen = inside & (event == i)
+        np.testing.assert_allclose(sorted(ak.to_numpy(pfcs.pt[i])), sorted(pt[chosen]), rtol=1e-6)
+        np.testing.assert_allclose(sorted(ak.to_numpy(pfcs.z[i])),
+                                   sorted(vertex[i, 2] + 0.02 * np.sinh(features[chosen, 6])), rtol=1e-9)
+
+
+def test_vertex_features_do_not_depend_on_where_the_event_sits():
+    """Shifting a whole event (the luminous region) leaves every feature unchanged; features invert exactly."""
+    rng = np.random.default_rng(5)
+    n = [30, 12]
+    def sets(shift):
+        pt = ak.unflatten(rng.exponential(3, sum(n)) + 0.3, n)
+        eta, phi = (ak.unflatten(rng.normal(0, 1.5, sum(n)), n), ak.unflatten(rng.uniform(-3, 3, sum(n)), n))
+        x = ak.unflatten(rng.normal(0, 0.03, sum(n)), n)
+        y = ak.unflatten(rng.normal(0, 0.03, sum(n)), n)
+        z = ak.unflatten(rng.normal(0, 0.05, sum(n)) + shift, n)
+        charge = ak.unflatten(rng.choice([-1, 0, 1], sum(n)), n)
+        cls = ak.unflatten(rng.integers(0, 5, sum(n)), n)
+        return pt, eta, phi, x, y, z, charge, cls
+    a = sets(0.0)
+    rng = np.random.default_rng(5)
+    b = sets(47.0)
+    vertex_a, vertex_b = truth_vertices(a[6], *a[3:6]), truth_vertices(b[6], *b[3:6])
+    np.testing.assert_allclose(vertex_b - vertex_a, [[0, 0, 47.0]] * 2, atol=1e-9)
+    features_a = particle_sets(*a, 100, vertex_a).features
+    features_b = particle_sets(*b, 100, vertex_b).features
+    np.testing.assert_allclose(features_a, features_b, atol=1e-4)
+    order = ak.argsort(b[0], axis=1, ascending=False)
+    positions = np.column_stack([ak.to_numpy(ak.flatten(c[order])) for c in b[3:6]])
+    recovered = vertex_from_features(features_b[:, 4:7].astype(np.float64),
+                                     np.repeat(vertex_b, n, axis=0))
+    np.testing.assert_allclose(recovered, positions, atol=1e-5)
+
+
+def test_truth_and_generated_event_quantities_have_their_own_standardisation(pairs):
+    truth, pfc = load_pairs([pairs], 400, 400)
+    norm = normalisation(truth, pfc)
+    assert not np.allclose(norm.truth_event_mean, norm.event_mean)
+    np.testing.assert_allclose(norm.truth_event_mean[:3], truth.events[:, :3].mean(axis=0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(norm.event_mean[3:], pfc.events[:, 3:].mean(axis=0) + 0.5, rtol=1e-5)
+
+
+def test_resume_refuses_other_training_files(tmp_path, pairs):
+    card = tiny_card(tmp_path, pairs, steps=10, checkpoint_every=5)
+    train(load_card(card), progress=False, max_steps=5)
+    data = yaml.safe_load(Path(card).read_text())
+    other = tmp_path / "other.root"
+    other.write_bytes(pairs.read_bytes())
+    data["training"]["files"] = [str(pairs), str(other)]
+    Path(card).write_text(yaml.safe_dump(data))
+    with pytest.raises(CardError, match="--resume: training.files"):
+        train(load_card(card), progress=False, resume=True)
 
 
 def test_diffusion_variant_trains_and_samples(tmp_path, pairs):
@@ -167,7 +226,23 @@ def test_diffusion_variant_trains_and_samples(tmp_path, pairs):
     rows = read_log(card.generator.checkpoint)
     assert len(rows) == 12 and all(np.isfinite(float(r["pfc_loss"])) for r in rows)
     generator = make_generator(card)
-    assert generator.kind == "diffusion" and type(generator.path).__name__ == "CosinePath"
+    assert generator.objective.kind == "diffusion" and type(generator.objective.path).__name__ == "CosinePath"
     batch = next(iter(HepMCReader(EXAMPLE, card.truth, 3, RunCounts(), max_events=3)))
     pfcs = generator(batch, 0)
     assert len(pfcs) == 3 and ak.all(np.isfinite(ak.flatten(pfcs.pt)))
+
+
+def test_ema_is_warmed_up(tmp_path, pairs):
+    """With ema_decay 0.999 the EMA after 3 steps follows the trained weights (decay warmed up from 0.1), instead
+    of staying at the initial weights."""
+    from parnassus.nn.model import Parnassus
+    from parnassus.train import architecture
+
+    card = load_card(tiny_card(tmp_path, pairs, steps=3, checkpoint_every=3, ema_decay=0.999))
+    train(card, progress=False)
+    state = torch.load(card.generator.checkpoint / "state.pt", weights_only=False)
+    torch.manual_seed(card.training.seed)
+    initial = Parnassus(architecture(card)).state_dict()
+    moved = sum(float((state["model"][k] - initial[k]).norm()) for k in initial)
+    lag = sum(float((state["model"][k] - state["ema"][k]).norm()) for k in initial)
+    assert moved > 0 and lag < 0.3 * moved

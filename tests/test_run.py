@@ -46,7 +46,7 @@ def test_every_collection_and_counter_exists(example_run):
 def test_metadata_records_the_run(example_run):
     meta = read_metadata(example_run)
     assert meta["counts"] == {"read": 50, "written": 50, "skipped": {}, "skipped_total": 0, "truncated": 0,
-                              "model_truncated": 0}
+                              "model_truncated": 0, "model_outside_acceptance": 0}
     assert meta["card"]["name"] == "delphes-cms-like" and "tracking_efficiency" in meta["card"]["text"]
     assert meta["seed"] == 12345 and meta["generator"] == "parametric"
     assert {"numpy", "awkward", "uproot", "fastjet", "pyhepmc"} <= set(meta["versions"])

@@ -158,3 +158,19 @@ def test_bad_arguments():
         sample(lambda x, t: x, x1, path, "euler", 0)
     with pytest.raises(ValueError):
         sample(lambda x, t: x, x1, path, "euler", 10, t_end=1.0)
+
+
+@pytest.mark.parametrize("kind", ["flow", "diffusion"])
+def test_objective_target_implies_the_path_velocity(kind):
+    """Whatever the kind, the velocity implied by a perfect output is the path's velocity target."""
+    from parnassus.solvers import Objective
+
+    objective = Objective(kind)
+    generator = torch.Generator().manual_seed(3)
+    x0, eps = torch.randn(4, 6, 3, generator=generator), torch.randn(4, 6, 3, generator=generator)
+    t = torch.rand(4, generator=generator) * 0.98 + 0.01
+    x_t = objective.path.interpolate(x0, eps, t)
+    velocity = objective.velocity(objective.target(x0, eps, t), x_t, t)
+    torch.testing.assert_close(velocity, objective.path.velocity_target(x0, eps, t))
+    with pytest.raises(ValueError, match="unknown model kind"):
+        Objective("sigmoid")

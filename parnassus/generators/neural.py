@@ -3,14 +3,12 @@
 1. The event network samples MET x/y, HT and the multiplicity of each class given the truth set.
 2. The PFC network samples, for each class slot, log pT_rel, eta, phi, vertex and charge, given the truth
    set and the event quantities; the truth encoding is computed once per batch and reused at every step.
-3. The candidates are projected onto the sampled event quantities, which hold by definition in the data
-   (HT = sum of pT, MET = minus the vector sum): alternately, their pT are scaled so that they sum to the
-   sampled HT, and every candidate's transverse momentum is shifted by its pT share of the difference between
-   the sampled missing momentum and minus their vector sum (three rounds; both agree to ~0.1%). This
-   compensates for the PFC network's limited precision on the momentum balance of ~100 candidates; the shift
-   is a few % of each pT. Eta is clipped to the
-   output acceptance and pT raised to the output threshold, so the sampled multiplicity is kept. Events
-   asking for more candidates than the model's maximum are truncated and counted.
+3. The candidates are taken as sampled: pT = pT_rel x the sampled HT, the vertex relative to the truth
+   primary vertex. Nothing forces them onto the sampled HT or MET afterwards: MET, HT and jets are computed
+   from the candidates downstream, so the network's own momentum balance is what an analysis sees.
+   Candidates outside the output acceptance (pT, |eta|) -- which the training data cannot contain -- are
+   dropped and counted (``outside_acceptance``, stored in the output file's counts). Events asking for more
+   candidates than the model's maximum are truncated and counted.
 """
 
 from __future__ import annotations
@@ -24,12 +22,11 @@ from parnassus.errors import CardError
 from parnassus.events import TruthBatch, make_pfcs, sort_by_pt
 from parnassus.generators import device_source
 from parnassus.nn.checkpoint import load_model
-from parnassus.nn.data import particle_sets, truth_inputs
-from parnassus.nn.features import N_CLASSES, counts_from_samples, standardise, unstandardise
-from parnassus.solvers import make_path, sample
+from parnassus.nn.data import particle_sets, truth_inputs, truth_vertices
+from parnassus.nn.features import N_CLASSES, counts_from_samples, standardise, unstandardise, vertex_from_features
+from parnassus.solvers import Objective, sample
 
 CHARGED_CLASSES = np.array([True, True, True, False, False])
-PROJECTION_ITERATIONS = 3
 DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
 
 
@@ -59,31 +56,29 @@ class NeuralGenerator:
     def __init__(self, card: Card, device: str | None = None):
         self.device = resolve_device(device or card.sampling.device, device_source(card, device))
         self.model, self.norm, self.metadata = load_model(card, str(self.device))
-        arch = self.model.arch
-        self.path = make_path("linear" if arch.kind == "flow" else "cosine")
-        self.kind = arch.kind
+        self.objective = Objective(self.model.arch.kind)
         self.solver, self.steps = card.sampling.solver, card.sampling.steps
         self.output = card.output
         self.max_truth = card.truth.max_particles
-        self.max_pfc = self.metadata["provenance"].get("max_pfc", 400)
+        self.max_pfc = int(self.metadata["provenance"]["max_pfc"])  # load_model checked it against the card
         self.truncated = 0
-
-    def _velocity(self, output: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return output if self.kind == "flow" else self.path.velocity_from_v(output, x, t)
+        self.outside_acceptance = 0
 
     @torch.inference_mode()
     def __call__(self, batch: TruthBatch, seed: int) -> ak.Array:
         n_events = len(batch)
         generator = torch.Generator(device=self.device).manual_seed(seed)
         p = batch.particles
-        sets = particle_sets(p.pt, p.eta, p.phi, p.x, p.y, p.z, p.charge, p.cls, self.max_truth)
+        vertex = truth_vertices(p.charge, p.x, p.y, p.z)
+        sets = particle_sets(p.pt, p.eta, p.phi, p.x, p.y, p.z, p.charge, p.cls, self.max_truth, vertex)
         tokens, mask, truth_event = (torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
                                      for a in truth_inputs(sets, self.norm))
         model, norm = self.model, self.norm
 
         condition = model.event.condition(tokens, mask, truth_event)
         noise = torch.randn(n_events, truth_event.shape[1], generator=generator, device=self.device)
-        events = sample(lambda x, t: self._velocity(model.event(x, t, condition), x, t), noise, self.path,
+        objective = self.objective
+        events = sample(lambda x, t: objective.velocity(model.event(x, t, condition), x, t), noise, objective.path,
                         self.solver, self.steps)
         raw = unstandardise(events.cpu().numpy(), norm.event_mean, norm.event_std)
         counts = counts_from_samples(raw[:, 3:])
@@ -105,28 +100,21 @@ class NeuralGenerator:
 
         cache = model.pfc.encode(tokens, mask, truth_event, pfc_event)
         noise = torch.randn(n_events, length, len(norm.pfc_mean), generator=generator, device=self.device)
-        x = sample(lambda x, t: self._velocity(model.pfc(x, t, pfc_class, pfc_mask, cache), x, t), noise,
-                   self.path, self.solver, self.steps)
+        x = sample(lambda x, t: objective.velocity(model.pfc(x, t, pfc_class, pfc_mask, cache), x, t), noise,
+                   objective.path, self.solver, self.steps)
         features = unstandardise(x.cpu().numpy()[slot_mask], norm.pfc_mean, norm.pfc_std)
-        return self._decode(features, slot_class, totals, raw[:, :3])
+        return self._decode(features, slot_class, totals, np.exp(raw[:, 2]), vertex)
 
-    def _decode(self, features: np.ndarray, cls: np.ndarray, totals: np.ndarray, event_quantities: np.ndarray
-                ) -> ak.Array:
-        """Candidates from sampled features, projected onto the sampled MET x/y and HT (see module docstring)."""
-        n_events = len(totals)
-        event = np.repeat(np.arange(n_events), totals)
-        ht = np.exp(event_quantities[:, 2])
-        pt = np.exp(np.clip(features[:, 0], -30, 5))
-        phi = np.arctan2(features[:, 2], features[:, 3])
-        px, py = pt * np.cos(phi), pt * np.sin(phi)
-        for _ in range(PROJECTION_ITERATIONS):  # alternate the two projections; both converge within ~0.1%
-            scale = ht / np.maximum(np.bincount(event, weights=np.hypot(px, py), minlength=n_events), 1e-12)
-            px, py = px * scale[event], py * scale[event]
-            share = np.hypot(px, py) / ht[event]
-            for column, target in ((px, -event_quantities[:, 0]), (py, -event_quantities[:, 1])):
-                column += share * (target - np.bincount(event, weights=column, minlength=n_events))[event]
-        pt, phi = np.maximum(np.hypot(px, py), self.output.pt_min), np.arctan2(py, px)
-        eta = np.clip(features[:, 1], -self.output.eta_max, self.output.eta_max)
+    def _decode(self, features: np.ndarray, cls: np.ndarray, totals: np.ndarray, ht: np.ndarray,
+                vertex: np.ndarray) -> ak.Array:
+        """Candidates from sampled features (see module docstring); ``ht`` and ``vertex`` per event."""
+        event = np.repeat(np.arange(len(totals)), totals)
+        pt = np.exp(np.clip(features[:, 0], -30, 5)) * ht[event]
+        eta, phi = features[:, 1], np.arctan2(features[:, 2], features[:, 3])
         charge = np.where(CHARGED_CLASSES[cls], np.where(features[:, 7] < 0, -1, 1), 0)
-        pfcs = make_pfcs(totals, pt, eta, phi, charge, cls, features[:, 4], features[:, 5], features[:, 6])
+        x, y, z = vertex_from_features(features[:, 4:7], vertex[event]).T
+        keep = (pt >= self.output.pt_min) & (np.abs(eta) <= self.output.eta_max)
+        self.outside_acceptance += int((~keep).sum())
+        kept = np.bincount(event[keep], minlength=len(totals))
+        pfcs = make_pfcs(kept, *(a[keep] for a in (pt, eta, phi, charge, cls, x, y, z)))
         return sort_by_pt(pfcs)

@@ -97,7 +97,8 @@ def load_model(card: Card, device: str = "cpu") -> tuple[Parnassus, Normalisatio
     except (TypeError, ValueError, KeyError, RuntimeError) as error:
         raise CardError(f"{path}: invalid architecture or normalisation in its metadata ({one_line(error)})"
                         ) from None
-    sizes = {"truth": len(PARTICLE_FEATURES), "pfc": len(PARTICLE_FEATURES), "event": len(EVENT_FEATURES)}
+    sizes = {"truth": len(PARTICLE_FEATURES), "pfc": len(PARTICLE_FEATURES), "event": len(EVENT_FEATURES),
+             "truth_event": len(EVENT_FEATURES)}
     for name, size in sizes.items():
         for value in (getattr(norm, f"{name}_mean"), getattr(norm, f"{name}_std")):
             if value.shape != (size,):

@@ -16,6 +16,7 @@ import torch
 import uproot
 
 from parnassus.errors import InputError, one_line
+from parnassus.events import primary_vertices
 from parnassus.nn.features import N_CLASSES, Normalisation, event_features, particle_features, safe_std, standardise
 from parnassus.pdg import charge_and_class
 
@@ -58,9 +59,17 @@ class ParticleSets:
                    sum(p.truncated for p in parts))
 
 
+def truth_vertices(charge: ak.Array, x: ak.Array, y: ak.Array, z: ak.Array) -> np.ndarray:
+    """(n_events, 3) primary vertex of each event from its truth particles (the origin of the vertex features)."""
+    sizes = ak.to_numpy(ak.num(charge))
+    event = np.repeat(np.arange(len(sizes)), sizes)
+    return primary_vertices(event, *(ak.to_numpy(ak.flatten(a)) for a in (charge, x, y, z)), len(sizes))
+
+
 def particle_sets(pt: ak.Array, eta: ak.Array, phi: ak.Array, x: ak.Array, y: ak.Array, z: ak.Array,
-                  charge: ak.Array, cls: ak.Array, max_particles: int) -> ParticleSets:
-    """Sets ordered by pT and truncated to ``max_particles`` (counted); event quantities from the full sets."""
+                  charge: ak.Array, cls: ak.Array, max_particles: int, vertex: np.ndarray) -> ParticleSets:
+    """Sets ordered by pT and truncated to ``max_particles`` (counted); event quantities from the full sets.
+    ``vertex``: (n_events, 3) the truth primary vertex of each event (see :func:`truth_vertices`)."""
     ht = ak.sum(pt, axis=1)
     met_x, met_y = -ak.sum(pt * np.cos(phi), axis=1), -ak.sum(pt * np.sin(phi), axis=1)
     counts = np.stack([ak.to_numpy(ak.sum(cls == k, axis=1)) for k in range(N_CLASSES)], axis=1)
@@ -69,7 +78,7 @@ def particle_sets(pt: ak.Array, eta: ak.Array, phi: ak.Array, x: ak.Array, y: ak
     columns = [ak.to_numpy(ak.flatten(a[order])).astype(np.float64) for a in (pt, eta, phi, x, y, z, charge)]
     sizes = ak.to_numpy(ak.num(order))
     event_ht = np.repeat(ak.to_numpy(ht), sizes)
-    features = particle_features(*columns, ht=event_ht)
+    features = particle_features(*columns, ht=event_ht, vertex=np.repeat(vertex, sizes, axis=0))
     return ParticleSets(features, ak.to_numpy(ak.flatten(cls[order])).astype(np.int64),
                         np.concatenate([[0], np.cumsum(sizes)]),
                         event_features(ak.to_numpy(met_x), ak.to_numpy(met_y), ak.to_numpy(ht), counts), truncated)
@@ -109,21 +118,24 @@ def load_pairs(paths: list[Path], max_truth: int, max_pfc: int) -> tuple[Particl
         pid = data["Particle.PID"]
         charge, cls = charge_and_class(ak.to_numpy(ak.flatten(pid)))
         counts = ak.num(pid)
+        charge, cls = ak.unflatten(charge, counts), ak.unflatten(cls, counts)
+        vertex = truth_vertices(charge, *(data[f"Particle.{leaf}"] for leaf in ("X", "Y", "Z")))
         truths.append(particle_sets(*(data[f"Particle.{leaf}"] for leaf in ("PT", "Eta", "Phi", "X", "Y", "Z")),
-                                    ak.unflatten(charge, counts), ak.unflatten(cls, counts), max_truth))
+                                    charge, cls, max_truth, vertex))
         p = "ParticleFlowCandidate"
         pfcs.append(particle_sets(*(data[f"{p}.{leaf}"] for leaf in ("PT", "Eta", "Phi", "X", "Y", "Z", "Charge")),
-                                  data[f"{p}.Class"], max_pfc))
+                                  data[f"{p}.Class"], max_pfc, vertex))
     return ParticleSets.concatenate(truths), ParticleSets.concatenate(pfcs)
 
 
 def normalisation(truth: ParticleSets, pfc: ParticleSets) -> Normalisation:
     """Standardisation statistics of the training data; counts get their dequantisation mean (+0.5)."""
-    events = np.concatenate([pfc.events, truth.events])
-    events = events + DEQUANTISATION_MEAN
+    events, truth_events = pfc.events + DEQUANTISATION_MEAN, truth.events + DEQUANTISATION_MEAN
     return Normalisation(truth_mean=truth.features.mean(axis=0), truth_std=safe_std(truth.features),
                          pfc_mean=pfc.features.mean(axis=0), pfc_std=safe_std(pfc.features),
-                         event_mean=events.mean(axis=0).astype(np.float32), event_std=safe_std(events))
+                         event_mean=events.mean(axis=0).astype(np.float32), event_std=safe_std(events),
+                         truth_event_mean=truth_events.mean(axis=0).astype(np.float32),
+                         truth_event_std=safe_std(truth_events))
 
 
 def pad(sets: ParticleSets, mean: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -157,7 +169,7 @@ def truth_inputs(truth: ParticleSets, norm: Normalisation) -> tuple[np.ndarray, 
     features, one_hot, mask = pad(truth, norm.truth_mean, norm.truth_std)
     events = truth.events + DEQUANTISATION_MEAN
     return (np.concatenate([features, one_hot], axis=-1), mask,
-            standardise(events, norm.event_mean, norm.event_std))
+            standardise(events, norm.truth_event_mean, norm.truth_event_std))
 
 
 def make_batch(truth: ParticleSets, pfc: ParticleSets, norm: Normalisation, rng: np.random.Generator) -> Batch:

@@ -1,12 +1,16 @@
 """Features of the learned generator and their normalisation (paper section III.2).
 
 Per particle (truth and PFC): log pT_rel with pT_rel = pT / HT of its own set, eta, sin phi, cos phi, the
-production vertex (vx, vy, vz) and the charge (its sign is taken for charged classes when sampling); the class
-one-hot is an input, not a generated feature: the event-level network generates the multiplicity of each class,
-and the PFC-level network generates the kinematics of that many candidates of each class. Per event: MET x, MET y,
-HT and the multiplicity of each of the 5 classes (the total is their sum). Multiplicities are generated
-as continuous values: training adds uniform noise in [0, 1) to the integer counts (dequantisation) and
-sampling takes the floor, so every integer keeps its probability and no rounding artefacts appear.
+production vertex relative to the event's truth primary vertex (:func:`parnassus.events.primary_vertices` of
+the truth particles) as asinh(Δ / 20 µm) per coordinate -- prompt tracks' 20-100 µm structure and decays metres
+away both get a useful range, and where the luminous region puts the event drops out -- and the charge (its
+sign is taken for charged classes when sampling). The class one-hot is an input, not a generated feature: the
+event-level network generates the multiplicity of each class, and the PFC-level network generates the
+kinematics of that many candidates of each class. Per event: MET x, MET y, HT and the multiplicity of each of
+the 5 classes (the total is their sum); the truth set's own event quantities are an input with their own
+standardisation. Multiplicities are generated as continuous values: training adds uniform noise in [0, 1) to
+the integer counts (dequantisation) and sampling takes the floor, so every integer keeps its probability and no
+rounding artefacts appear.
 
 Standardisation statistics (mean, std of every feature) come from the training data and are stored in
 the checkpoint.
@@ -19,7 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 N_CLASSES = 5
-PARTICLE_FEATURES = ("log_pt_rel", "eta", "sin_phi", "cos_phi", "vx", "vy", "vz", "charge")
+PARTICLE_FEATURES = ("log_pt_rel", "eta", "sin_phi", "cos_phi", "asinh_dx", "asinh_dy", "asinh_dz", "charge")
+VERTEX_SCALE_MM = 0.02  # the asinh scale of the vertex features
 EVENT_FEATURES = ("met_x", "met_y", "log_ht") + tuple(f"n_class{k}" for k in range(N_CLASSES))
 
 
@@ -31,8 +36,10 @@ class Normalisation:
     truth_std: np.ndarray
     pfc_mean: np.ndarray
     pfc_std: np.ndarray
-    event_mean: np.ndarray  # of EVENT_FEATURES (also used for the truth event quantities)
+    event_mean: np.ndarray  # of EVENT_FEATURES of the reconstructed (generated) sets
     event_std: np.ndarray
+    truth_event_mean: np.ndarray  # of EVENT_FEATURES of the truth sets (an input)
+    truth_event_std: np.ndarray
 
     def as_dict(self) -> dict[str, list[float]]:
         return {k: np.asarray(v, dtype=np.float64).tolist() for k, v in self.__dict__.items()}
@@ -43,10 +50,17 @@ class Normalisation:
 
 
 def particle_features(pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, x: np.ndarray, y: np.ndarray,
-                      z: np.ndarray, charge: np.ndarray, ht: np.ndarray) -> np.ndarray:
-    """(n, 8) features of flat particles; ``ht`` is the HT of each particle's set (same length as pt)."""
-    return np.stack([np.log(np.maximum(pt, 1e-6) / np.maximum(ht, 1e-6)), eta, np.sin(phi), np.cos(phi), x, y, z,
-                     charge], axis=1).astype(np.float32)
+                      z: np.ndarray, charge: np.ndarray, ht: np.ndarray, vertex: np.ndarray) -> np.ndarray:
+    """(n, 8) features of flat particles; ``ht`` is the HT of each particle's set (same length as pt) and
+    ``vertex`` (n, 3) the primary vertex of its event, in mm."""
+    displacement = np.arcsinh((np.stack([x, y, z], axis=1) - vertex) / VERTEX_SCALE_MM)
+    return np.column_stack([np.log(np.maximum(pt, 1e-6) / np.maximum(ht, 1e-6)), eta, np.sin(phi), np.cos(phi),
+                            displacement, charge]).astype(np.float32)
+
+
+def vertex_from_features(displacement: np.ndarray, vertex: np.ndarray) -> np.ndarray:
+    """(n, 3) production points in mm from the asinh displacement features and each particle's primary vertex."""
+    return vertex + np.sinh(displacement) * VERTEX_SCALE_MM
 
 
 def event_features(met_x: np.ndarray, met_y: np.ndarray, ht: np.ndarray, class_counts: np.ndarray) -> np.ndarray:
