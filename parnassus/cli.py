@@ -6,7 +6,7 @@ import contextlib
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import click
 
@@ -106,37 +106,47 @@ def _signals_interrupt() -> Iterator[list[int]]:
             signal.signal(number, old if old is not None else signal.SIG_DFL)
 
 
-def _simulate(card_path: str, input_path: str, output_path: str, kind: str | None = None, **options) -> None:
-    """``run`` and ``refsim``: one-line errors; a signal exits 128 + its number and leaves no temporary file."""
-    result = None
-    interrupt: KeyboardInterrupt | None = None
+@contextlib.contextmanager
+def _user_errors(interrupted: Callable[[], str] = lambda: "no output written") -> Iterator[None]:
+    """Every command's block: a :class:`ParnassusError` is a one-line error (exit 1); SIGINT, SIGTERM or SIGHUP
+    unwind the block (temporary files are removed on the way) and exit 128 + the signal's number with one line,
+    ``interrupted: <interrupted()>``."""
     with _signals_interrupt() as received:
         try:
-            from parnassus.card import load_card
-            from parnassus.errors import CardError
-            from parnassus.run import run as run_simulation
-
-            card = load_card(card_path)
-            if kind is not None and card.generator.kind != kind:
-                raise CardError(f"{card_path}: generator.kind: expected '{kind}', got '{card.generator.kind}'")
-            quiet = options.pop("quiet")
-            result = run_simulation(card, input_path, output_path, progress=not quiet, **options)
-            for warning in result.warnings:
-                click.echo(f"warning: {warning}", err=True)
-            click.echo(_summary(result.counts, result.seconds, output_path, card.truth.max_particles), err=True)
+            yield
+            return
         except ParnassusError as error:
             if not received:
                 raise click.ClickException(str(error)) from None
-            interrupt = _Signalled(received[0])
-        except KeyboardInterrupt as caught:
-            interrupt = caught
-        if interrupt is not None:
+            signum = received[0]  # a signal that library code turned into an error
+        except KeyboardInterrupt as interrupt:
             signum = getattr(interrupt, "signum", signal.SIGINT)
-            what = "interrupted" if signum == signal.SIGINT else f"terminated by {signal.Signals(signum).name}"
-            done = f"{output_path} was written" if result is not None else "no output written"
-            with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
-                click.echo(f"{what}: {done}", err=True)
-            sys.exit(128 + signum)
+        what = "interrupted" if signum == signal.SIGINT else f"terminated by {signal.Signals(signum).name}"
+        with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+            click.echo(f"{what}: {interrupted()}", err=True)
+        sys.exit(128 + signum)
+
+
+def _simulate(card_path: str, input_path: str, output_path: str, kind: str | None = None, **options) -> None:
+    """``run`` and ``refsim``: one-line errors; a signal exits 128 + its number and leaves no temporary file."""
+    result = None
+
+    def interrupted() -> str:
+        return f"{output_path} was written" if result is not None else "no output written"
+
+    with _user_errors(interrupted):
+        from parnassus.card import load_card
+        from parnassus.errors import CardError
+        from parnassus.run import run as run_simulation
+
+        card = load_card(card_path)
+        if kind is not None and card.generator.kind != kind:
+            raise CardError(f"{card_path}: generator.kind: expected '{kind}', got '{card.generator.kind}'")
+        quiet = options.pop("quiet")
+        result = run_simulation(card, input_path, output_path, progress=not quiet, **options)
+        for warning in result.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        click.echo(_summary(result.counts, result.seconds, output_path, card.truth.max_particles), err=True)
 
 
 @main.command()
@@ -171,11 +181,9 @@ def dataset(spec: str, output: str | None, workers: int, only: tuple[str, ...]) 
     """Produce the training/test pairs of a dataset SPEC with refsim (resumable; see cards/dataset_cms2011.yaml)."""
     from parnassus.dataset import produce
 
-    try:
+    with _user_errors(lambda: "the chunks already written are kept; run the command again to resume"):
         produce(spec, output, workers=workers, only=list(only) or None,
                 log=lambda line: click.echo(line, err=True))
-    except ParnassusError as error:
-        raise click.ClickException(str(error)) from None
 
 
 @main.command()
@@ -193,11 +201,9 @@ def train(card_path: str, output: str | None, resume: bool, device: str | None, 
     from parnassus.card import load_card
     from parnassus.train import train as train_model
 
-    try:
+    with _user_errors(lambda: "the last checkpoint's state is kept; continue with --resume"):
         folder = train_model(load_card(card_path), output, resume=resume, device=device, progress=not quiet,
                              max_steps=max_steps)
-    except ParnassusError as error:
-        raise click.ClickException(str(error)) from None
     click.echo(f"model -> {folder}", err=True)
 
 
@@ -215,10 +221,8 @@ def pileup_pool(input_path: str, n_events: int, output_path: str, seed: int) -> 
     """
     from parnassus.refsim.pileup import make_pool
 
-    try:
+    with _user_errors():
         written = make_pool(input_path, n_events, output_path, seed, progress=True)
-    except ParnassusError as error:
-        raise click.ClickException(str(error)) from None
     click.echo(f"{written} minimum-bias events -> {output_path}", err=True)
 
 
@@ -231,10 +235,8 @@ def pythia(cmnd: str, n_events: int, output_path: str, seed: int) -> None:
     """Generate N events with the Pythia card CMND into the HepMC3 file OUTPUT (.gz compresses)."""
     from parnassus.io.pythia import write_hepmc
 
-    try:
+    with _user_errors():
         written = write_hepmc(cmnd, n_events, output_path, seed=seed)
-    except ParnassusError as error:
-        raise click.ClickException(str(error)) from None
     click.echo(f"{written} events -> {output_path}", err=True)
 
 
@@ -253,14 +255,9 @@ def convert(card_path: str, input_path: str, output_path: str, max_events: int |
     from parnassus.convert import convert as convert_ntuple
 
     start = time.perf_counter()
-    try:
+    with _user_errors():
         card = load_card(card_path)
         counts = convert_ntuple(card, input_path, output_path, max_events=max_events, progress=not quiet)
-    except ParnassusError as error:
-        raise click.ClickException(str(error)) from None
-    except KeyboardInterrupt:
-        click.echo("interrupted: no output written", err=True)
-        sys.exit(130)
     click.echo(_summary(counts, time.perf_counter() - start, output_path), err=True)
 
 
@@ -286,14 +283,9 @@ def validate(target_path: str, candidates: tuple[str, ...], out_dir: str, labels
     """
     from parnassus.validate import validate as make_report
 
-    try:
+    with _user_errors(lambda: f"the report in {out_dir} is incomplete"):
         results = make_report(target_path, list(candidates), out_dir, labels=list(labels) or None,
                               max_events=max_events, replicas=replicas, seed=seed, progress=not quiet)
-    except ParnassusError as error:
-        raise click.ClickException(str(error)) from None
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
     closest = ", ".join(f"{label} {n}" for label, n in results["summary"]["closest_count"].items())
     click.echo(f"{results['events']} events; closest to the target on {len(results['observables'])} "
                f"observables: {closest}; {results['seconds']:.1f} s -> {out_dir}/index.md", err=True)

@@ -10,6 +10,7 @@ parallel processes; a chunk whose file exists is done, so an interrupted product
 
 from __future__ import annotations
 
+import signal
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -99,12 +100,34 @@ def produce(spec_path: str | Path, output: str | Path | None = None, workers: in
     todo = [c for c in chunks if not c.path.exists()]
     log(f"{len(chunks)} chunks, {len(chunks) - len(todo)} already done, {len(todo)} to make with {workers} workers")
     start, events = time.perf_counter(), 0
-    with ProcessPoolExecutor(max_workers=workers) as pool_executor:
-        futures = [pool_executor.submit(_run_chunk, str(spec.card), chunk) for chunk in todo]
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_interruptible_worker)
+    try:
+        futures = [pool.submit(_run_chunk, str(spec.card), chunk) for chunk in todo]
         for done, future in enumerate(as_completed(futures), 1):
             chunk, written, seconds = future.result()
             events += written
             elapsed = time.perf_counter() - start
             log(f"[{done}/{len(todo)}] {chunk.path.name}: {written} events in {seconds:.0f} s; "
                 f"total {events} events, {events / elapsed:.1f} events/s")
+    except BaseException:  # a failed chunk, Ctrl-C or a signal: stop the chunks in progress, which clean up
+        for process in list(pool._processes.values()):  # no public API lists an executor's processes
+            process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown()
     return len(todo)
+
+
+def _stop(signum: int, frame: object) -> None:
+    for name in ("SIGTERM", "SIGHUP"):  # once: the cleanup is not interrupted
+        signal.signal(getattr(signal, name), signal.SIG_IGN)
+    raise SystemExit(128 + signum)
+
+
+def _interruptible_worker() -> None:
+    """In a worker: SIGTERM (sent by :func:`produce` when it stops) or SIGHUP unwinds the chunk in progress,
+    whose writer removes its temporary file, and ends the worker quietly; SIGINT is left to the parent (Ctrl-C
+    reaches the whole process group), which then stops the workers."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for name in ("SIGTERM", "SIGHUP"):
+        signal.signal(getattr(signal, name), _stop)

@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from parnassus.card import Card
 from parnassus.errors import CardError
+from parnassus.io.atomic import atomic_path
 from parnassus.nn.checkpoint import save_model
 from parnassus.nn.data import Batch, load_pairs, make_batch, normalisation
 from parnassus.nn.features import EVENT_FEATURES, N_CLASSES, PARTICLE_FEATURES, Normalisation
@@ -258,9 +259,9 @@ def train(card: Card, output: Path | None = None, resume: bool = False, device: 
                 handle.flush()
                 provenance["steps"] = done
                 save_model(ema, norm, card, provenance, folder)
-                torch.save({"model": model.state_dict(), "ema": ema.state_dict(),
-                            "optimizer": optimizer.state_dict(), "step": done, "files": provenance["files"],
-                            "train_index": train_index, "validation_index": validation_index,
-                            "normalisation": norm.as_dict()}, folder / "state.pt.part")
-                (folder / "state.pt.part").replace(state_file)
+                with atomic_path(state_file) as temporary:
+                    torch.save({"model": model.state_dict(), "ema": ema.state_dict(),
+                                "optimizer": optimizer.state_dict(), "step": done, "files": provenance["files"],
+                                "train_index": train_index, "validation_index": validation_index,
+                                "normalisation": norm.as_dict()}, temporary)
     return folder

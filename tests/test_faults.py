@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 import uproot.sink.file
+import yaml
 from click.testing import CliRunner
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
@@ -24,9 +25,11 @@ from safetensors.torch import load_file, save_file
 from parnassus.card import TruthCuts, load_card
 from parnassus.cli import main
 from parnassus.events import RunCounts
+from parnassus.io.delphes import read_metadata
 from parnassus.io.hepmc import HepMCReader
 from parnassus.io.pythia import PythiaReader
 from parnassus.pdg import CHARGED_HADRON, NEUTRAL_HADRON, charge_and_class
+from parnassus.run import run
 
 from .conftest import CARD, EXAMPLE, ROOT, SIMPLE_EVENT, make_event, write_events
 
@@ -149,7 +152,7 @@ def start_long_run(folder: Path) -> subprocess.Popen:
 
 def wait_for_part_file(folder: Path, process: subprocess.Popen, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
-    while not list(folder.glob(".OUT.root.*.part")):
+    while not list(folder.glob(".OUT.root.*.part*")):
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             pytest.fail(f"no .part file appeared: {process.communicate()}")
@@ -462,3 +465,68 @@ def test_train_on_a_root_file_without_the_delphes_tree_is_a_one_line_error(tmp_p
     result = invoke("train", "--quiet", "--card", card, "--max-steps", "1", "--out", tmp_path / "model")
     assert_one_line_error(result, str(tmp_path / "other.root"))
     assert "Delphes" in result.output
+
+
+def _signalled(command: list[str], folder: Path, ready, signum: int = signal.SIGTERM, timeout: float = 60.0
+               ) -> tuple[subprocess.Popen, str]:
+    """Start ``parnassus COMMAND`` in ``folder``, wait until ``ready()`` holds, send ``signum``; (process, stderr)."""
+    process = subprocess.Popen([sys.executable, "-m", "parnassus", *command], cwd=folder, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, preexec_fn=_default_signals)
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"never ready: {process.communicate()}")
+        time.sleep(0.05)
+    process.send_signal(signum)
+    try:
+        _, stderr = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        pytest.fail(f"still running 60 s after the signal: {process.communicate()}")
+    return process, stderr
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(path.name for path in folder.rglob("*.part*"))
+
+
+def test_pythia_command_interrupted_leaves_no_file(tmp_path):
+    process, stderr = _signalled(["pythia", str(PYTHIA_CARD), "-n", "100000", "out.hepmc.gz"], tmp_path,
+                                 lambda: leftovers(tmp_path))
+    assert process.returncode == 143 and stderr.strip().splitlines() == ["terminated by SIGTERM: no output written"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_dataset_interrupted_keeps_finished_chunks_and_no_partial_ones(tmp_path):
+    data = yaml.safe_load((ROOT / "cards" / "refsim_cms2011.yaml").read_text())
+    data["generator"]["refsim"]["effects"]["pileup"] = False
+    (tmp_path / "refsim.yaml").write_text(yaml.safe_dump(data))
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({"card": "refsim.yaml", "output": "data", "chunk_events": 5, "samples": [
+        {"name": "tt", "source": str(PYTHIA_CARD), "events": 1000, "seed": 1}]}))
+    out = tmp_path / "data" / "tt"
+    process, stderr = _signalled(["dataset", str(spec), "--workers", "2"], tmp_path,
+                                 lambda: len(list(out.glob("tt_*.root"))) >= 2 and leftovers(out))
+    assert process.returncode == 143, stderr
+    assert stderr.strip().splitlines()[-1] == ("terminated by SIGTERM: the chunks already written are kept; run "
+                                               "the command again to resume"), stderr
+    assert "Traceback" not in stderr and leftovers(tmp_path) == []
+    chunks = sorted(out.glob("tt_*.root"))
+    assert 2 <= len(chunks) < 200 and all(read_metadata(chunk)["counts"]["written"] == 5 for chunk in chunks)
+
+
+def test_train_interrupted_keeps_the_last_checkpoint(tmp_path):
+    pairs = tmp_path / "pairs.root"
+    run(load_card(CARD), EXAMPLE, pairs, progress=False)
+    data = yaml.safe_load(LEARNED_CARD.read_text())
+    data["generator"]["checkpoint"] = "model"
+    data["model"].update(dim=16, blocks=1, heads=2, event_dim=32, event_blocks=1)
+    data["training"].update(files=[str(pairs)], steps=100000, batch_size=4, checkpoint_every=2,
+                            validate_every=100000)
+    (tmp_path / "card.yaml").write_text(yaml.safe_dump(data))
+    state = tmp_path / "model" / "state.pt"
+    process, stderr = _signalled(["train", "--quiet", "--card", "card.yaml"], tmp_path, state.exists)
+    assert process.returncode == 143 and stderr.strip().splitlines() == [
+        "terminated by SIGTERM: the last checkpoint's state is kept; continue with --resume"], stderr
+    assert leftovers(tmp_path) == [] and torch.load(state, weights_only=False)["step"] >= 2

@@ -12,8 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +21,7 @@ import uproot
 
 from parnassus.errors import OutputError
 from parnassus.events import TruthBatch
+from parnassus.io.atomic import make_temporary, signals_deferred
 from parnassus.pdg import CHARGED_HADRON, ELECTRON, MUON, NEUTRAL_HADRON, PHOTON
 
 TREE = "Delphes"
@@ -113,20 +112,6 @@ def check_output_path(path: str | Path, input_path: str | Path | None = None) ->
             raise OutputError(f"{text}: is the input file {input_path}; give another OUTPUT")
 
 
-@contextlib.contextmanager
-def _signals_deferred() -> Iterator[None]:
-    """Hold SIGINT, SIGTERM and SIGHUP in the block (this thread); they are delivered when it ends."""
-    numbers = {getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)}
-    if not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, numbers)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
 class DelphesWriter:
     """Write collections batch by batch into a temporary file; rename it to ``path`` on :meth:`commit`.
 
@@ -146,7 +131,7 @@ class DelphesWriter:
         self.entries = 0
         self._temporary: Path | None = None
         try:
-            with _signals_deferred():  # a signal between mkstemp and this assignment would orphan the file
+            with signals_deferred():  # a signal between mkstemp and this assignment would orphan the file
                 self._temporary = self._make_temporary()
             with self._guard():
                 self._file = uproot.recreate(self._temporary)
@@ -155,13 +140,10 @@ class DelphesWriter:
             raise
 
     def _make_temporary(self) -> Path:
-        directory = self.path.parent if str(self.path.parent) else Path(".")
         try:
-            handle, temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=directory)
+            return make_temporary(self.path)
         except OSError as error:
             raise self._error(error) from None
-        os.close(handle)
-        return Path(temporary)
 
     def _error(self, error: OSError) -> OutputError:
         reason = error.strerror or (str(error).strip().splitlines() or [type(error).__name__])[0]
@@ -203,9 +185,6 @@ class DelphesWriter:
             self._flush()
             self._file[METADATA_KEY] = json.dumps(metadata, indent=1, sort_keys=True, default=str)
             self._file.close()
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(self._temporary, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
             os.replace(self._temporary, self.path)
             self._file = None
 

@@ -22,6 +22,7 @@ import pyhepmc
 from parnassus.card import TruthCuts
 from parnassus.errors import InputError
 from parnassus.events import RunCounts, TruthBatch
+from parnassus.io.atomic import atomic_path, signals_deferred
 from parnassus.io.hepmc import TruthReader, to_truth_batch
 
 MAX_SEED = 900_000_000  # Pythia's Random:seed range is 1..900000000; 0 would mean "seed from the clock"
@@ -96,13 +97,14 @@ def _parents_first(mothers: dict[int, list[int]]) -> list[int]:
 
 
 def write_hepmc(cmnd: str | Path, n_events: int, output: str | Path, seed: int = 1, precision: int = 8) -> int:
-    """Generate ``n_events`` with the card ``cmnd`` into a HepMC3 file (``.gz`` compresses); return the count."""
+    """Generate ``n_events`` with the card ``cmnd`` into a HepMC3 file (``.gz`` compresses); return the count.
+    The file appears when it is complete (temporary file, then rename)."""
     pythia = make_pythia(cmnd, seed)
     run_info = pyhepmc.GenRunInfo()
     run_info.weight_names = ["Default"]
     run_info.tools = [("Pythia8 (pythia8mc)", "8.3", "converted by parnassus.io.pythia")]
     written = failures = 0
-    with pyhepmc.open(output, "w", precision=precision) as out:
+    with atomic_path(output) as temporary, pyhepmc.open(temporary, "w", precision=precision) as out:
         while written < n_events:
             if not pythia.next():
                 failures += 1
@@ -111,7 +113,8 @@ def write_hepmc(cmnd: str | Path, n_events: int, output: str | Path, seed: int =
                 continue
             genevent = to_genevent(pythia.event, written, pythia.infoPython().sigmaGen() * 1e9)
             genevent.run_info = run_info
-            out.write(genevent)
+            with signals_deferred():  # the writer calls Python (gzip) from C++, which would swallow a Ctrl-C
+                out.write(genevent)
             written += 1
     return written
 

@@ -18,6 +18,7 @@ from safetensors.torch import load_file, save_file
 
 from parnassus.card import Card
 from parnassus.errors import CardError, one_line
+from parnassus.io.atomic import atomic_path
 from parnassus.nn.features import EVENT_FEATURES, PARTICLE_FEATURES, Normalisation
 from parnassus.nn.model import Architecture, Parnassus
 
@@ -38,9 +39,8 @@ def save_model(model: Parnassus, norm: Normalisation, card: Card, provenance: di
         "normalisation": norm.as_dict(), **cuts_of(card), "provenance": provenance,
     }
     tensors = {name: value.detach().contiguous().cpu() for name, value in model.state_dict().items()}
-    temporary = folder / (WEIGHTS + ".part")
-    save_file(tensors, temporary, metadata={"parnassus": json.dumps(metadata)})
-    temporary.replace(folder / WEIGHTS)
+    with atomic_path(folder / WEIGHTS) as temporary:
+        save_file(tensors, temporary, metadata={"parnassus": json.dumps(metadata)})
     return folder / WEIGHTS
 
 
