@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 import click
 
 from parnassus.errors import ParnassusError
+from parnassus.io.atomic import deferred
 
 
 @click.group()
@@ -89,6 +90,8 @@ def _signals_interrupt() -> Iterator[list[int]]:
         return
 
     def handler(signum: int, frame: object) -> None:
+        if deferred(signum):  # raised again when the library's critical block ends
+            return
         if not received:
             received.append(signum)
             raise _Signalled(signum)

@@ -1,4 +1,5 @@
-"""Files that appear whole or not at all: write to a temporary file in the same folder, then rename."""
+"""Files that appear whole or not at all (a temporary file in the same folder, then a rename), and blocks that
+signals wait for."""
 
 from __future__ import annotations
 
@@ -9,19 +10,38 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+_deferring = 0  # depth of nested signals_deferred blocks
+_pending: list[int] = []  # signals whose handler deferred itself
+
 
 @contextlib.contextmanager
 def signals_deferred() -> Iterator[None]:
-    """Hold SIGINT, SIGTERM and SIGHUP in the block (this thread); they are delivered when it ends."""
-    numbers = {getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)}
-    if not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, numbers)
+    """Signals whose handler asks :func:`deferred` wait until the block ends, then are raised again.
+
+    For code during which an exception raised by a signal handler would be lost or do harm: pyhepmc's C++
+    writers call Python (gzip) to write, and swallow an exception raised in there; a temporary file must be
+    known by name before an interruption can remove it. (Blocking the signal in this thread is not enough:
+    another thread, e.g. a BLAS pool, would take it, and Python still runs the handler here.)
+    """
+    global _deferring
+    _deferring += 1
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        _deferring -= 1
+        if not _deferring and _pending:
+            signum = _pending[0]
+            _pending.clear()
+            signal.raise_signal(signum)  # its handler runs now, outside the block
+
+
+def deferred(signum: int) -> bool:
+    """For a signal handler: whether ``signum`` came inside :func:`signals_deferred` (it is then kept and raised
+    again when the block ends, and the handler should return at once)."""
+    if _deferring:
+        _pending.append(signum)
+        return True
+    return False
 
 
 def make_temporary(path: Path) -> Path:

@@ -19,7 +19,7 @@ import awkward as ak
 import numpy as np
 import pyhepmc
 
-from parnassus.card import TruthCuts
+from parnassus.card import JetFlavor, TruthCuts
 from parnassus.errors import InputError
 from parnassus.events import RunCounts, TruthBatch
 from parnassus.io.atomic import atomic_path, signals_deferred
@@ -104,18 +104,26 @@ def write_hepmc(cmnd: str | Path, n_events: int, output: str | Path, seed: int =
     run_info.weight_names = ["Default"]
     run_info.tools = [("Pythia8 (pythia8mc)", "8.3", "converted by parnassus.io.pythia")]
     written = failures = 0
-    with atomic_path(output) as temporary, pyhepmc.open(temporary, "w", precision=precision) as out:
-        while written < n_events:
-            if not pythia.next():
-                failures += 1
-                if failures > 10 + n_events:
-                    raise InputError(f"{cmnd}: Pythia failed to generate {failures} events")
-                continue
-            genevent = to_genevent(pythia.event, written, pythia.infoPython().sigmaGen() * 1e9)
-            genevent.run_info = run_info
-            with signals_deferred():  # the writer calls Python (gzip) from C++, which would swallow a Ctrl-C
-                out.write(genevent)
-            written += 1
+    with atomic_path(output) as temporary:
+        # pyhepmc's C++ writer calls Python (gzip) to write: a signal handled in there would be swallowed, so
+        # signals wait while it runs (opening writes the header, closing the footer)
+        with signals_deferred():
+            out = pyhepmc.open(temporary, "w", precision=precision)
+        try:
+            while written < n_events:
+                if not pythia.next():
+                    failures += 1
+                    if failures > 10 + n_events:
+                        raise InputError(f"{cmnd}: Pythia failed to generate {failures} events")
+                    continue
+                genevent = to_genevent(pythia.event, written, pythia.infoPython().sigmaGen() * 1e9)
+                genevent.run_info = run_info
+                with signals_deferred():
+                    out.write(genevent)
+                written += 1
+        finally:
+            with signals_deferred():
+                out.close()
     return written
 
 
@@ -130,10 +138,10 @@ class PythiaReader(TruthReader):
     """
 
     def __init__(self, path: str | Path, cuts: TruthCuts, batch_size: int, counts: RunCounts,
-                 max_events: int | None = None, skip: int = 0, seed: int = 1):
+                 max_events: int | None = None, skip: int = 0, seed: int = 1, history: JetFlavor | None = None):
         if max_events is None:
             raise InputError(f"{path}: a Pythia card needs -n/--max-events")
-        super().__init__(path, cuts, batch_size, counts, max_events, skip)
+        super().__init__(path, cuts, batch_size, counts, max_events, skip, history)
         self._failures = 0
         self._pythia = make_pythia(path, seed)  # initialise now, so a bad card fails before any output is made
         self._is_hadron: dict[int, bool] = {}
@@ -181,6 +189,7 @@ class PythiaReader(TruthReader):
         weights = ak.to_numpy(ak.fill_none(ak.firsts(records.info.weights), 1.0))
         parent = None
         if self._select_truth.needs_parents:  # index of the first mother in the event's slice below, -1: none
+            # (decay products, the history that flavour and tau tagging read, have a single mother)
             mother1 = ak.to_numpy(particles.mother1)
             parent = np.where(mother1 > 0, mother1 - 1, -1)
         events = []
