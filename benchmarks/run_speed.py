@@ -36,14 +36,15 @@ def main() -> None:
     for _ in range(args.repeat):
         counts = RunCounts()
         start = time.perf_counter()
-        batches = list(HepMCReader(args.input, card.truth, card.sampling.batch_size, counts))
+        batches = list(HepMCReader(args.input, card.truth, card.sampling.batch_size, counts,
+                                   history=card.objects.jet_flavor))
         read = time.perf_counter() - start
         start = time.perf_counter()
         pfcs = [generator(batch, 1) for batch in batches]
         generate = time.perf_counter() - start
         start = time.perf_counter()
         for batch, out in zip(batches, pfcs, strict=True):
-            build_objects(batch.particles, out, card.objects)
+            build_objects(batch.particles, out, card.objects, history=batch.history, seed=1, events=batch.index)
         objects = time.perf_counter() - start
         with tempfile.TemporaryDirectory() as tmp:
             result = run(card, args.input, Path(tmp) / "out.root", progress=False)

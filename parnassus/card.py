@@ -85,11 +85,75 @@ class IsolatedObject:
 
 
 @dataclass
+class JetFlavor:
+    """Delphes ``JetFlavorAssociation`` (``Jet.Flavor``) from the generator history.
+
+    ``partons`` (Delphes' method): the highest |PDG id| among the quarks within ``delta_r`` of the jet axis
+    (b 5 > c 4 > s 3 > u 2 > d 1), 21 if there are only gluons, 0 if nothing; partons with pT > ``pt_min``
+    and |eta| <= ``eta_max``, of any status but final. ``hadrons``: 5 if a weakly decaying b hadron is within
+    ``delta_r``, else 4 for a c hadron, else 0 (the hadron-flavour convention of CMS analyses), with the same
+    cuts on the hadrons.
+    """
+
+    definition: str = field(default="partons", metadata=_choice("partons", "hadrons"))
+    delta_r: float = field(default=0.5, metadata=_positive())
+    pt_min: float = field(default=1.0, metadata=_non_negative())
+    eta_max: float = field(default=2.5, metadata=_positive())
+
+
+@dataclass
+class BTagEfficiency:
+    """Tagging probability of a jet by its ``Flavor`` (Delphes' ``EfficiencyFormula`` keys 5, 4 and 0)."""
+
+    b: Formula
+    c: Formula
+    other: Formula  # light quarks, gluons and jets without flavour (the mis-tag rate)
+
+
+@dataclass
+class BTagging:
+    """Delphes ``BTagging``: bit ``bit`` of ``Jet.BTag`` set with the efficiency of the jet's flavour,
+    evaluated at the (energy-scaled) jet pT, eta and energy."""
+
+    efficiency: BTagEfficiency
+    bit: int = field(default=0, metadata={"non_negative": True, "at_most": 31})
+
+
+@dataclass
+class TauTagEfficiency:
+    """Tagging probability of a jet matched to a decayed tau (Delphes' key 15) and of any other (key 0)."""
+
+    tau: Formula
+    other: Formula
+
+
+@dataclass
+class TauTagging:
+    """Delphes ``TauTagging``: a jet within ``delta_r`` of the decay products (but the tau neutrino) of a decayed
+    tau with pT > ``tau_pt_min`` and |eta| <= ``tau_eta_max`` is a tau jet (``Jet.TauFlavor`` 15, its ``Charge``
+    the tau's; other jets get a random charge of +-1, as in Delphes). Like Delphes 3.5.1, leptonic tau decays
+    count too. Bit ``bit`` of ``Jet.TauTag`` is set with the efficiency of its kind (also written as
+    ``Jet.TauWeight``)."""
+
+    efficiency: TauTagEfficiency
+    delta_r: float = field(default=0.5, metadata=_positive())
+    tau_pt_min: float = field(default=1.0, metadata=_non_negative())
+    tau_eta_max: float = field(default=2.5, metadata=_positive())
+    bit: int = field(default=0, metadata={"non_negative": True, "at_most": 31})
+
+
+@dataclass
 class Objects:
     jets: JetDefinition = field(default_factory=JetDefinition)
     electrons: IsolatedObject = field(default_factory=IsolatedObject)
     muons: IsolatedObject = field(default_factory=IsolatedObject)
     photons: IsolatedObject = field(default_factory=IsolatedObject)
+    # Delphes ``JetEnergyScale``: the reconstructed jets' four-momenta are multiplied by this formula of the jet's
+    # pt, eta, energy (GenJets are not); none: no correction
+    jet_energy_scale: Formula | None = None
+    jet_flavor: JetFlavor = field(default_factory=JetFlavor)
+    b_tagging: BTagging | None = None  # none: Jet.BTag is 0
+    tau_tagging: TauTagging | None = None  # none: Jet.TauTag is 0 and Jet.Charge the constituents' sum
 
 
 @dataclass
@@ -309,21 +373,29 @@ def _check_constraints(spec: dataclasses.Field, value: Any, key: str, card_path:
         raise CardError(f"{card_path}: {key}: must be > 0, got {value!r}")
     if spec.metadata.get("non_negative") and value is not None and not value >= 0:
         raise CardError(f"{card_path}: {key}: must be >= 0, got {value!r}")
+    at_most = spec.metadata.get("at_most")
+    if at_most is not None and value is not None and not value <= at_most:
+        raise CardError(f"{card_path}: {key}: must be <= {at_most}, got {value!r}")
 
 
 def _check_formula_range(formula: Formula, key: str, card_path: Path) -> None:
     """A formula whose key (field or group) names an efficiency must give values in [0, 1], a resolution finite
-    values >= 0, for pT 0.1 GeV-10 TeV and |eta| <= 5: a one-line CardError with the first point that does not."""
+    values >= 0, a scale finite values > 0, for pT 0.1 GeV-10 TeV and |eta| <= 5: a one-line CardError with the
+    first point that does not."""
     name = ".".join(key.split(".")[-2:])  # the field, or its group (tracking_efficiency.muon)
-    low, high = (0.0, 1.0) if "efficiency" in name else (0.0, np.inf) if "resolution" in name else (None, None)
-    if low is None:
+    if "efficiency" in name:
+        allowed, within = "in [0, 1]", lambda v: (v >= 0.0) & (v <= 1.0)
+    elif "resolution" in name:
+        allowed, within = "finite and >= 0", lambda v: v >= 0.0
+    elif "scale" in name:
+        allowed, within = "finite and > 0", lambda v: v > 0.0
+    else:
         return
     pt, eta = (grid.ravel() for grid in np.meshgrid(np.logspace(-1, 4, 51), np.linspace(-5, 5, 101)))
     values = formula(pt, eta, pt * np.cosh(eta))
-    bad = ~(np.isfinite(values) & (values >= low) & (values <= high))
+    bad = ~(np.isfinite(values) & within(values))
     if bad.any():
         i = int(np.argmax(bad))
-        allowed = "in [0, 1]" if high == 1.0 else "finite and >= 0"
         raise CardError(f"{card_path}: {key}: gives {values[i]:.4g} at pt = {pt[i]:.3g} GeV, eta = {eta[i]:.3g} "
                         f"(must be {allowed} for pt 0.1-10000 GeV, |eta| <= 5)")
 

@@ -236,7 +236,7 @@ def convert(card: Card, input_path: str | Path, output_path: str | Path, step_si
     with closing(reader), DelphesWriter(output_path) as writer, tqdm(
             total=reader.entries, unit="ev", disable=None if progress else True, dynamic_ncols=True) as bar:
         for batch, pfcs in reader:
-            writer.write(batch_collections(batch, pfcs, card.objects))
+            writer.write(batch_collections(batch, pfcs, card.objects, card.sampling.seed))
             counts.written += len(batch)
             bar.update(counts.read - bar.n)
         bar.update(counts.read - bar.n)

@@ -3,6 +3,7 @@
 Truth particles and particle-flow candidates (PFCs) are jagged awkward arrays of records, one list per
 event. Truth fields: pid, status, charge, cls, mass, e, px, py, pz, pt, eta, phi, x, y, z, t (GeV, mm).
 PFC fields: pt, eta, phi, e, mass, px, py, pz, charge, cls, pid, x, y, z.
+History fields (the generator-history particles that jet flavour and tagging need): see HISTORY_FIELDS.
 """
 
 from __future__ import annotations
@@ -21,6 +22,20 @@ TRUTH_FIELDS = {
     "eta": np.float64, "phi": np.float64, "x": np.float64, "y": np.float64, "z": np.float64, "t": np.float64,
 }
 
+# The particles of the generator history that the analysis objects need (jet flavour, b- and tau-tagging),
+# kept beside the final state (:attr:`TruthBatch.history`; see parnassus.io.hepmc.generator_history):
+# - Delphes' "partons": quarks (|pid| 1-5) and gluons of any status but 1, within the card's flavour cuts;
+# - b and c hadrons that decay weakly (no hadron of the same heavy flavour among their daughters), same cuts;
+# - decayed tau leptons (the last tau of a chain), with their "visible" momentum: the sum of their daughters but
+#   the tau neutrino, as Delphes 3.5.1's TauTagging takes them (leptonic decays included, their e/mu neutrino
+#   counted in the sum: checked against Delphes' output, where such jets are tau jets).
+# pt, eta, phi: the particle's own momentum; vis_pt, vis_eta, vis_phi: the visible decay products' for a tau,
+# the own momentum otherwise.
+HISTORY_FIELDS = {
+    "pid": np.int32, "status": np.int32, "pt": np.float64, "eta": np.float64, "phi": np.float64,
+    "vis_pt": np.float64, "vis_eta": np.float64, "vis_phi": np.float64,
+}
+
 
 @dataclass
 class TruthBatch:
@@ -33,6 +48,9 @@ class TruthBatch:
     # every final-state particle (status and drop_pids applied, no kinematic cut, no truncation), for
     # simulations that need what lies outside the truth acceptance (the reference simulation); optional
     final_state: ak.Array | None = None
+    # generator-history particles for jet flavour and tagging (HISTORY_FIELDS); None when the input has no
+    # history (converted ntuples) or the reader was not asked for it
+    history: ak.Array | None = None
 
     def __len__(self) -> int:
         return len(self.number)
@@ -41,10 +59,15 @@ class TruthBatch:
     def from_columns(cls, counts: np.ndarray, columns: dict[str, np.ndarray], number: np.ndarray,
                      weight: np.ndarray, index: np.ndarray) -> TruthBatch:
         """Build a batch from flat per-particle columns (all of TRUTH_FIELDS) and per-event counts."""
-        flat = ak.zip({name: np.asarray(columns[name], dtype=dtype) for name, dtype in TRUTH_FIELDS.items()})
-        return cls(particles=ak.unflatten(flat, np.asarray(counts, dtype=np.int64)),
+        return cls(particles=cls.jagged(counts, columns, TRUTH_FIELDS),
                    number=np.asarray(number, dtype=np.int64), weight=np.asarray(weight, dtype=np.float64),
                    index=np.asarray(index, dtype=np.int64))
+
+    @staticmethod
+    def jagged(counts: np.ndarray, columns: dict[str, np.ndarray], fields: dict[str, type]) -> ak.Array:
+        """A jagged array of records with the given ``fields`` (name: dtype) from flat columns and counts."""
+        flat = ak.zip({name: np.asarray(columns[name], dtype=dtype) for name, dtype in fields.items()})
+        return ak.unflatten(flat, np.asarray(counts, dtype=np.int64))
 
     @classmethod
     def empty(cls) -> TruthBatch:

@@ -2,6 +2,12 @@
 
 Each function takes jagged per-event particle arrays (fields pt, eta, phi, e, px, py, pz, charge, cls)
 and returns collections whose field names are Delphes' leaf names, ready for the writer.
+
+Reconstructed jets go through Delphes' CMS chain: energy scale (``JetEnergyScale``), flavour from the
+generator history (``JetFlavorAssociation``), b- and tau-tagging (``BTagging``, ``TauTagging``), then the
+removal of jets that hold a selected lepton or photon (``UniqueObjectFinder``). The tagging draws use
+counter-based random numbers of (seed, event position in the input, jet, purpose): the same seed gives
+the same tags for the same jets whatever the batch size.
 """
 
 from __future__ import annotations
@@ -11,7 +17,8 @@ import fastjet
 import numpy as np
 import vector
 
-from parnassus.card import IsolatedObject, JetDefinition, Objects
+from parnassus.card import BTagging, IsolatedObject, JetDefinition, JetFlavor, Objects, TauTagging
+from parnassus.formula import Formula
 from parnassus.pdg import ELECTRON, MUON, NEUTRAL_HADRON, PHOTON
 
 vector.register_awkward()
@@ -78,11 +85,25 @@ def energy_correlation_ratios(constituents: ak.Array) -> tuple[np.ndarray, np.nd
     return ak.unflatten(c2, counts), ak.unflatten(d2, counts)
 
 
-def jet_collection(particles: ak.Array, definition: JetDefinition) -> tuple[ak.Array, ak.Array]:
-    """Delphes ``Jet`` leaves for the jets of ``particles``; also returns the constituents."""
+def jet_collection(particles: ak.Array, definition: JetDefinition, energy_scale: Formula | None = None
+                   ) -> tuple[ak.Array, ak.Array]:
+    """Delphes ``Jet`` leaves for the jets of ``particles``; also returns the constituents.
+
+    ``energy_scale`` (Delphes' ``EnergyScale`` module): each jet's four-momentum is multiplied by this formula
+    of its pt, eta and energy (when positive), after the clustering's pT threshold, and the jets are pT-ordered
+    again; the energy fractions stay those of the constituents, as Delphes computes them before the scaling.
+    Flavour and tagging leaves are 0 (see :func:`tag_jets`).
+    """
     jets, const = cluster(particles, definition)
     charged = const.charge != 0
     energy = jets.E
+    pt, mass = jets.pt, jets.mass
+    if energy_scale is not None:
+        counts = ak.num(jets)
+        scale = energy_scale(ak.to_numpy(ak.flatten(pt)), ak.to_numpy(ak.flatten(jets.eta)),
+                             ak.to_numpy(ak.flatten(energy)))
+        scale = ak.unflatten(np.where(scale > 0, scale, 1.0), counts)
+        pt, mass = pt * scale, mass * scale
     e_had = ak.sum(const.e * (const.cls == NEUTRAL_HADRON), axis=-1)
     e_em = ak.sum(const.e * (const.cls == PHOTON), axis=-1)
     sum_pt = ak.sum(const.pt, axis=-1)
@@ -90,12 +111,14 @@ def jet_collection(particles: ak.Array, definition: JetDefinition) -> tuple[ak.A
     deta = const.eta - jets.eta
     dphi = delta_phi(const.phi, jets.phi)
     c2, d2 = energy_correlation_ratios(const)
+    unsigned = ak.zeros_like(jets.pt, dtype=np.uint32)
     collection = ak.zip({
-        "PT": jets.pt, "Eta": jets.eta, "Phi": jets.phi, "T": ak.zeros_like(jets.pt), "Mass": jets.mass,
+        "PT": pt, "Eta": jets.eta, "Phi": jets.phi, "T": ak.zeros_like(jets.pt), "Mass": mass,
         "DeltaEta": ak.fill_none(ak.max(abs(deta), axis=-1), 0.0),
         "DeltaPhi": ak.fill_none(ak.max(abs(dphi), axis=-1), 0.0),
-        "Flavor": ak.zeros_like(jets.pt, dtype=np.uint32), "BTag": ak.zeros_like(jets.pt, dtype=np.uint32),
-        "TauTag": ak.zeros_like(jets.pt, dtype=np.uint32),
+        "Flavor": unsigned, "FlavorAlgo": unsigned, "FlavorPhys": unsigned, "TauFlavor": unsigned,
+        "BTag": unsigned, "BTagAlgo": unsigned, "BTagPhys": unsigned, "TauTag": unsigned,
+        "TauWeight": ak.zeros_like(jets.pt),
         "Charge": ak.sum(const.charge, axis=-1),
         "EhadOverEem": ak.where(e_em > 0, e_had / ak.where(e_em > 0, e_em, 1.0), 999.9),
         "NCharged": ak.sum(charged, axis=-1), "NNeutrals": ak.sum(~charged, axis=-1),
@@ -105,7 +128,154 @@ def jet_collection(particles: ak.Array, definition: JetDefinition) -> tuple[ak.A
         "PTD": np.sqrt(sum_pt2) / sum_pt,
         "C2": c2, "D2": d2,
     })
+    if energy_scale is not None:  # the scaled pT can change the order of jets at different eta
+        order = ak.argsort(collection.PT, axis=1, ascending=False, stable=True)
+        collection, const = collection[order], const[order]
     return collection, const
+
+
+# Counter-based random numbers: a SplitMix64 hash of (seed, event, stream, item) -> uniform in (0, 1].
+_GOLDEN, _MIX1, _MIX2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+STREAM_BTAG, STREAM_BTAG_ALGO, STREAM_BTAG_PHYS, STREAM_TAUTAG, STREAM_TAU_CHARGE = range(1, 6)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    x = x ^ (x >> np.uint64(30))
+    x = x * _MIX1
+    x = x ^ (x >> np.uint64(27))
+    x = x * _MIX2
+    return x ^ (x >> np.uint64(31))
+
+
+def counter_uniform(seed: int, event: np.ndarray, item: np.ndarray, stream: int) -> np.ndarray:
+    """Uniform numbers in (0, 1], one per (``event``, ``item``) pair, fixed by ``seed`` and ``stream`` alone.
+
+    A draw depends only on its seed, event (position in the input), item (a jet's rank) and stream (what it
+    is for), never on how events are grouped into batches; vectorised (a SplitMix64-style hash, whose output
+    passes the usual statistical tests).
+    """
+    with np.errstate(over="ignore"):
+        h = _mix(np.full(np.shape(event), np.uint64(seed % 2**64)) + _GOLDEN)
+        h = _mix(h ^ (np.asarray(event, dtype=np.int64).astype(np.uint64) * _GOLDEN + np.uint64(stream)))
+        h = _mix(h + np.asarray(item, dtype=np.int64).astype(np.uint64) * _GOLDEN)
+    return ((h >> np.uint64(11)).astype(np.float64) + 1.0) * 2.0**-53
+
+
+def _flat_jets(jets: ak.Array, events: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Flat pt, eta, phi, energy of the jets, with each jet's event (input position) and rank in its event."""
+    counts = ak.to_numpy(ak.num(jets))
+    pt, eta, phi, mass = (ak.to_numpy(ak.flatten(jets[f])).astype(np.float64) for f in ("PT", "Eta", "Phi", "Mass"))
+    energy = np.sqrt((pt * np.cosh(eta)) ** 2 + mass**2)
+    event = np.repeat(np.asarray(events, dtype=np.int64), counts)
+    rank = np.arange(len(pt)) - np.repeat(np.cumsum(counts) - counts, counts)
+    return pt, eta, phi, energy, event, rank
+
+
+def _pairs(jets: ak.Array, eta: ak.Array, phi: ak.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every (jet, object) pair of the same event, flat: the jet's index among the flattened jets, the object's
+    among the flattened objects (``eta``, ``phi``: jagged per event) and Delta R^2 between the two."""
+    jet_counts, object_counts = ak.to_numpy(ak.num(jets)), ak.to_numpy(ak.num(eta))
+    per_jet = np.repeat(object_counts, jet_counts)  # objects in each jet's event
+    first_object = np.repeat(np.cumsum(object_counts) - object_counts, jet_counts)
+    jet = np.repeat(np.arange(len(per_jet)), per_jet)
+    first_pair = np.cumsum(per_jet) - per_jet
+    other = np.arange(int(per_jet.sum())) - np.repeat(first_pair - first_object, per_jet)
+    jet_eta, jet_phi = (ak.to_numpy(ak.flatten(jets[f])).astype(np.float64)[jet] for f in ("Eta", "Phi"))
+    object_eta, object_phi = (ak.to_numpy(ak.flatten(a)).astype(np.float64)[other] for a in (eta, phi))
+    return jet, other, (jet_eta - object_eta) ** 2 + delta_phi(jet_phi, object_phi) ** 2
+
+
+def _largest_within(jets: ak.Array, objects: ak.Array, values: ak.Array, delta_r: float) -> np.ndarray:
+    """Per jet (flattened), the largest of ``values`` over the ``objects`` of its event (fields eta, phi; jagged
+    like ``values``) within ``delta_r`` of its axis (Delphes' ``DeltaR <= DeltaR``), -1 where there is none."""
+    jet, other, d_r2 = _pairs(jets, objects.eta, objects.phi)
+    inside = d_r2 <= delta_r**2
+    best = np.full(int(ak.sum(ak.num(jets))), -1, dtype=np.int64)
+    np.maximum.at(best, jet[inside], ak.to_numpy(ak.flatten(values)).astype(np.int64)[other[inside]])
+    return best
+
+
+def jet_flavor(jets: ak.Array, history: ak.Array, spec: JetFlavor) -> ak.Array:
+    """Delphes ``JetFlavorAssociation`` (or the hadron definition): ``Jet.Flavor`` of each jet (see JetFlavor)."""
+    pid = abs(history.pid)
+    accepted = (history.pt > spec.pt_min) & (abs(history.eta) <= spec.eta_max)
+    if spec.definition == "partons":
+        chosen = (((pid >= 1) & (pid <= 5)) | (pid == 21)) & (history.status != 1) & accepted
+        code = ak.where(pid == 21, 0, pid)  # a gluon has the lowest priority
+    else:
+        bottom = ((pid // 10) % 10 == 5) | ((pid // 100) % 10 == 5) | ((pid // 1000) % 10 == 5)
+        charm = ((pid // 10) % 10 == 4) | ((pid // 100) % 10 == 4) | ((pid // 1000) % 10 == 4)
+        chosen = (pid > 100) & accepted
+        code = ak.where(bottom, 5, ak.where(charm, 4, 0))
+    best = _largest_within(jets, history[chosen], code[chosen], spec.delta_r)
+    if spec.definition == "partons":
+        best = np.where(best == 0, 21, best)  # gluons only
+    return ak.unflatten(np.maximum(best, 0).astype(np.uint32), ak.num(jets))
+
+
+def b_tag(jets: ak.Array, spec: BTagging, seed: int, events: np.ndarray) -> dict[str, ak.Array]:
+    """Delphes ``BTagging``: ``BTag`` from the jet's ``Flavor``; ``BTagAlgo``, ``BTagPhys`` likewise from
+    ``FlavorAlgo``, ``FlavorPhys`` (0 without a Les Houches record, as for Delphes reading HepMC)."""
+    counts = ak.num(jets)
+    pt, eta, _, energy, event, rank = _flat_jets(jets, events)
+    efficiency = spec.efficiency
+    leaves = {}
+    for leaf, flavor_leaf, stream in (("BTag", "Flavor", STREAM_BTAG), ("BTagAlgo", "FlavorAlgo", STREAM_BTAG_ALGO),
+                                      ("BTagPhys", "FlavorPhys", STREAM_BTAG_PHYS)):
+        flavor = ak.to_numpy(ak.flatten(jets[flavor_leaf]))
+        probability = efficiency.other(pt, eta, energy)
+        for code, formula in ((5, efficiency.b), (4, efficiency.c)):
+            chosen = flavor == code
+            probability[chosen] = formula(pt[chosen], eta[chosen], energy[chosen])
+        tagged = counter_uniform(seed, event, rank, stream) <= probability
+        bits = ak.to_numpy(ak.flatten(jets[leaf])) | (tagged.astype(np.uint32) << np.uint32(spec.bit))
+        leaves[leaf] = ak.unflatten(bits.astype(np.uint32), counts)
+    return leaves
+
+
+def tau_tag(jets: ak.Array, history: ak.Array | None, spec: TauTagging, seed: int, events: np.ndarray
+            ) -> dict[str, ak.Array]:
+    """Delphes ``TauTagging``: ``TauFlavor`` (15 for a jet within ``delta_r`` of a decayed tau's visible
+    momentum, see :data:`~parnassus.events.HISTORY_FIELDS`), ``TauTag`` drawn with the efficiency of its kind,
+    ``TauWeight`` that efficiency, and ``Charge``: the tau's (the nearest one's) for a tau jet, +1 or -1 at
+    random for the others, as Delphes sets it."""
+    counts = ak.num(jets)
+    pt, eta, _, energy, event, rank = _flat_jets(jets, events)
+    matched_charge = np.zeros(len(pt), dtype=np.int64)
+    if history is not None:
+        tau = (abs(history.pid) == 15) & (history.pt > spec.tau_pt_min) & (abs(history.eta) <= spec.tau_eta_max)
+        taus = history[tau]
+        jet, other, d_r2 = _pairs(jets, taus.vis_eta, taus.vis_phi)
+        inside = d_r2 <= spec.delta_r**2
+        jet, other, d_r2 = jet[inside], other[inside], d_r2[inside]
+        order = np.lexsort((d_r2, jet))  # by jet, nearest tau first
+        matched, first = np.unique(jet[order], return_index=True)
+        charge = -np.sign(ak.to_numpy(ak.flatten(taus.pid)).astype(np.int64))  # tau- is PDG 15
+        matched_charge[matched] = charge[other[order][first]]
+    is_tau = matched_charge != 0
+    probability = np.where(is_tau, spec.efficiency.tau(pt, eta, energy), spec.efficiency.other(pt, eta, energy))
+    tagged = counter_uniform(seed, event, rank, STREAM_TAUTAG) <= probability
+    random_charge = np.where(counter_uniform(seed, event, rank, STREAM_TAU_CHARGE) > 0.5, 1, -1)
+    bits = ak.to_numpy(ak.flatten(jets.TauTag)) | (tagged.astype(np.uint32) << np.uint32(spec.bit))
+    return {"TauFlavor": ak.unflatten(np.where(is_tau, 15, 0).astype(np.uint32), counts),
+            "TauTag": ak.unflatten(bits.astype(np.uint32), counts),
+            "TauWeight": ak.unflatten(probability, counts),
+            "Charge": ak.unflatten(np.where(is_tau, matched_charge, random_charge).astype(np.int32), counts)}
+
+
+def tag_jets(jets: ak.Array, objects: Objects, history: ak.Array | None, seed: int, events: np.ndarray) -> ak.Array:
+    """Flavour (from the generator ``history``; 0 without one), b- and tau-tagging leaves of the jets, as the
+    card's ``objects`` say. ``events``: the position of each event in the input (seeds the tagging draws)."""
+    if history is not None:
+        jets = ak.with_field(jets, jet_flavor(jets, history, objects.jet_flavor), "Flavor")
+    leaves = {}
+    if objects.b_tagging is not None:
+        leaves |= b_tag(jets, objects.b_tagging, seed, events)
+    if objects.tau_tagging is not None:
+        leaves |= tau_tag(jets, history, objects.tau_tagging, seed, events)
+    for name, values in leaves.items():
+        jets = ak.with_field(jets, values, name)
+    return jets
 
 
 def _isolation(particles: ak.Array, selected: ak.Array, spec: IsolatedObject) -> dict[str, ak.Array]:
@@ -184,16 +354,22 @@ def _singleton(columns: dict) -> ak.Array:
     return ak.unflatten(flat, np.ones(len(flat), dtype=np.int64))
 
 
-def build_objects(truth: ak.Array, pfcs: ak.Array, objects: Objects) -> dict[str, ak.Array]:
+def build_objects(truth: ak.Array, pfcs: ak.Array, objects: Objects, *, history: ak.Array | None = None,
+                  seed: int = 0, events: np.ndarray | None = None) -> dict[str, ak.Array]:
     """All analysis collections of a batch, keyed by Delphes collection name.
 
-    Jets that contain a selected photon, electron or muon are removed, as Delphes' UniqueObjectFinder does.
+    Reconstructed jets are energy-scaled, given their flavour from the generator ``history`` (the batch's
+    :attr:`~parnassus.events.TruthBatch.history`; none: flavour 0) and tagged as the card's ``objects`` say,
+    with draws fixed by ``seed`` and ``events`` (each event's position in the input; default 0, 1, ...).
+    Jets that contain a selected photon, electron or muon are then removed, as Delphes' UniqueObjectFinder does.
     """
+    events = np.arange(len(pfcs)) if events is None else np.asarray(events)
     photons, used = isolated(pfcs, PHOTON, objects.photons)
     electrons, used_e = isolated(pfcs, ELECTRON, objects.electrons)
     muons, used_m = isolated(pfcs, MUON, objects.muons)
     used = used | used_e | used_m
-    jets, constituents = jet_collection(ak.with_field(pfcs, used, "used"), objects.jets)
+    jets, constituents = jet_collection(ak.with_field(pfcs, used, "used"), objects.jets, objects.jet_energy_scale)
+    jets = tag_jets(jets, objects, history, seed, events)
     jets = jets[~ak.any(constituents.used, axis=-1)]
     gen_jets, _ = jet_collection(truth, objects.jets)
     return {"Jet": jets, "GenJet": gen_jets, "Electron": electrons, "Muon": muons, "Photon": photons,

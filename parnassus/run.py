@@ -37,15 +37,19 @@ def batch_seed(seed: int, first_index: int) -> int:
     return int(np.random.SeedSequence([seed, first_index]).generate_state(1)[0])
 
 
-def batch_collections(batch: TruthBatch, pfcs: ak.Array, objects: Objects) -> dict[str, ak.Array]:
-    """All output collections of one batch, given its truth particles and its particle-flow candidates."""
-    return {**truth_collections(batch), **pfc_collections(pfcs), **build_objects(batch.particles, pfcs, objects)}
+def batch_collections(batch: TruthBatch, pfcs: ak.Array, objects: Objects, seed: int = 0) -> dict[str, ak.Array]:
+    """All output collections of one batch, given its truth particles and its particle-flow candidates.
+
+    ``seed`` (the run's) fixes the jet-tagging draws of each event by its position in the input.
+    """
+    return {**truth_collections(batch), **pfc_collections(pfcs),
+            **build_objects(batch.particles, pfcs, objects, history=batch.history, seed=seed, events=batch.index)}
 
 
 def simulate(batch: TruthBatch, generator: Generator, card: Card, seed: int) -> dict:
     """All output collections of one batch."""
     first = int(batch.index[0]) if len(batch) else 0
-    return batch_collections(batch, generator(batch, batch_seed(seed, first)), card.objects)
+    return batch_collections(batch, generator(batch, batch_seed(seed, first)), card.objects, seed)
 
 
 def run(card: Card, input_path: str | Path, output_path: str | Path, *, max_events: int | None = None,
@@ -62,9 +66,11 @@ def run(card: Card, input_path: str | Path, output_path: str | Path, *, max_even
     counts = RunCounts()
     if str(input_path).endswith(".cmnd"):  # a Pythia card: generate the truth events on the fly
         reader: HepMCReader | PythiaReader = PythiaReader(input_path, card.truth, batch_size, counts,
-                                                          max_events=max_events, skip=skip, seed=seed)
+                                                          max_events=max_events, skip=skip, seed=seed,
+                                                          history=card.objects.jet_flavor)
     else:
-        reader = HepMCReader(input_path, card.truth, batch_size, counts, max_events=max_events, skip=skip)
+        reader = HepMCReader(input_path, card.truth, batch_size, counts, max_events=max_events, skip=skip,
+                             history=card.objects.jet_flavor)
     generator = make_generator(card, device)
     start = time.perf_counter()
     with DelphesWriter(output_path) as writer, tqdm(total=max_events, unit="ev", disable=None if progress else True,

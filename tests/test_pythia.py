@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import uproot
 
-from parnassus.card import TruthCuts, load_card
+from parnassus.card import JetFlavor, TruthCuts, load_card
 from parnassus.errors import InputError
 from parnassus.events import RunCounts
 from parnassus.io.delphes import read_metadata
@@ -219,3 +219,21 @@ def test_example_cards_generate_events(cmnd):
     assert sum(len(batch) for batch in batches) == n_events
     passed = ak.to_numpy(check(_events(batches)))
     assert passed.mean() >= 0.75, passed  # the 4-lepton card: most events (the rest lose a lepton below 3 GeV)
+
+
+def test_history_of_the_pythia_reader_is_that_of_the_hepmc_route(tmp_path):
+    """The partons, heavy hadrons and taus that jet flavour and tagging read: the same from Pythia's records
+    (mother links) as from its HepMC3 output (vertices)."""
+    hepmc = tmp_path / "tt.hepmc"
+    write_hepmc(CMND, 3, hepmc, seed=9, precision=16)
+    cuts = JetFlavor(pt_min=0.0, eta_max=10.0)
+    direct = list(PythiaReader(CMND, TruthCuts(), 10, RunCounts(), max_events=3, seed=9, history=cuts))[0].history
+    via_hepmc = list(HepMCReader(hepmc, TruthCuts(), 10, RunCounts(), history=cuts))[0].history
+    assert ak.num(direct).tolist() == ak.num(via_hepmc).tolist()
+    assert ak.all(ak.num(direct) > 100)  # ttbar: hundreds of partons
+    assert ak.all(ak.sum(abs(direct.pid) > 500, axis=1) >= 2)  # b hadrons
+    for a, b in zip(direct, via_hepmc, strict=True):  # each event in a canonical order
+        a, b = ({f: ak.to_numpy(x[f]) for f in x.fields} for x in (a, b))
+        order_a, order_b = (np.lexsort((x["eta"], x["phi"], x["pt"], x["status"], x["pid"])) for x in (a, b))
+        for field in a:
+            assert np.allclose(a[field][order_a], b[field][order_b], rtol=1e-9, atol=1e-9, equal_nan=True), field

@@ -82,22 +82,28 @@ def test_met_ht_and_eflow_are_consistent_with_the_pfcs(example_run):
     assert ak.all(abs(data["ParticleFlowCandidate.Eta"]) <= 2.7)
 
 
-def _recluster(data, prefix):
+def _recluster(data, prefix, energy_scale=None):
+    """pT of the anti-kt jets of the written particles, times the card's jet energy scale when given."""
     vector.register_awkward()
     momenta = vector.zip({"pt": data[f"{prefix}.PT"], "eta": data[f"{prefix}.Eta"], "phi": data[f"{prefix}.Phi"],
                           "mass": data[f"{prefix}.Mass"]})
     momenta = ak.zip({"px": momenta.px, "py": momenta.py, "pz": momenta.pz, "E": momenta.E}, with_name="Momentum4D")
     jets = fastjet.ClusterSequence(momenta, fastjet.JetDefinition(fastjet.antikt_algorithm, 0.5))
-    return jets.inclusive_jets(min_pt=20.0).pt
+    jets = jets.inclusive_jets(min_pt=20.0)
+    if energy_scale is None:
+        return jets.pt
+    flat = [ak.to_numpy(ak.flatten(getattr(jets, f))) for f in ("pt", "eta", "E")]
+    return ak.unflatten(flat[0] * energy_scale(*flat), ak.num(jets))
 
 
 def test_jets_and_genjets_are_clustered_from_the_written_particles(example_run):
     data = arrays(example_run)
-    reclustered = _recluster(data, "ParticleFlowCandidate")
+    reclustered = _recluster(data, "ParticleFlowCandidate", load_card(CARD).objects.jet_energy_scale)
     gen = _recluster(data, "Particle")
     for event in range(len(data)):
         again = np.sort(ak.to_numpy(reclustered[event]))
-        for jet_pt in ak.to_numpy(data["Jet.PT"][event]):  # Jet is the reclustered set minus lepton/photon jets
+        # Jet: the reclustered set, energy-scaled, minus the jets of leptons and photons
+        for jet_pt in ak.to_numpy(data["Jet.PT"][event]):
             assert np.min(np.abs(again - jet_pt) / jet_pt) < 1e-4
         np.testing.assert_allclose(np.sort(ak.to_numpy(data["GenJet.PT"][event])), np.sort(ak.to_numpy(gen[event])),
                                    rtol=1e-4)
@@ -124,11 +130,11 @@ def test_same_seed_same_output_and_skip_is_aligned(tmp_path, example_run):
 def test_failed_run_leaves_no_file(tmp_path, monkeypatch):
     calls = []
 
-    def failing(*args):
+    def failing(*args, **kwargs):
         calls.append(1)
         if len(calls) == 2:
             raise RuntimeError("boom")
-        return original(*args)
+        return original(*args, **kwargs)
 
     original = parnassus.run.build_objects
     monkeypatch.setattr(parnassus.run, "build_objects", failing)

@@ -26,9 +26,9 @@ import numpy as np
 import pyhepmc
 from pyhepmc._core import pyiostream
 
-from parnassus.card import TruthCuts
+from parnassus.card import JetFlavor, TruthCuts
 from parnassus.errors import InputError
-from parnassus.events import TRUTH_FIELDS, RunCounts, TruthBatch, eta_phi
+from parnassus.events import HISTORY_FIELDS, TRUTH_FIELDS, RunCounts, TruthBatch, eta_phi
 from parnassus.pdg import charge_and_class, ctau_mm
 
 CHUNK_BYTES = 1 << 20
@@ -83,10 +83,15 @@ def open_stream(path: str | Path) -> BinaryIO:
 
 
 class TruthReader:
-    """What every truth reader holds: its input, cuts, batch size, event range, counts and warnings."""
+    """What every truth reader holds: its input, cuts, batch size, event range, counts and warnings.
+
+    ``history`` (a card's ``objects.jet_flavor``): also keep the generator-history particles that jet flavour
+    and tagging need, the partons and heavy hadrons within its pT and |eta| cuts
+    (:attr:`TruthBatch.history <parnassus.events.TruthBatch>`); none: no history.
+    """
 
     def __init__(self, path: str | Path, cuts: TruthCuts, batch_size: int, counts: RunCounts,
-                 max_events: int | None = None, skip: int = 0):
+                 max_events: int | None = None, skip: int = 0, history: JetFlavor | None = None):
         self.path = str(path)
         self.cuts = cuts
         self.batch_size = batch_size
@@ -94,15 +99,15 @@ class TruthReader:
         self.max_events = max_events
         self.skip = skip
         self.warnings: list[str] = []
-        self._select_truth = TruthSelector(cuts, counts)
+        self._select_truth = TruthSelector(cuts, counts, history)
 
 
 class HepMCReader(TruthReader):
     """Iterate over a HepMC3 ASCII input in :class:`TruthBatch` es of at most ``batch_size`` events."""
 
     def __init__(self, path: str | Path, cuts: TruthCuts, batch_size: int, counts: RunCounts,
-                 max_events: int | None = None, skip: int = 0):
-        super().__init__(path, cuts, batch_size, counts, max_events, skip)
+                 max_events: int | None = None, skip: int = 0, history: JetFlavor | None = None):
+        super().__init__(path, cuts, batch_size, counts, max_events, skip, history)
         self._header = b""
         self._open()
 
@@ -264,14 +269,19 @@ def numbers_are_well_formed(text: bytes, n_particles: int) -> bool:
 
 
 class TruthSelector:
-    """The card's truth cuts, shared by every reader: one event's particles → its accepted truth columns."""
+    """The card's truth cuts, shared by every reader: one event's particles → its accepted truth columns.
 
-    def __init__(self, cuts: TruthCuts, counts: RunCounts):
+    With ``history`` (a card's ``objects.jet_flavor``), also the event's generator-history particles
+    (:func:`generator_history`, partons and heavy hadrons within its cuts).
+    """
+
+    def __init__(self, cuts: TruthCuts, counts: RunCounts, history: JetFlavor | None = None):
         self.cuts = cuts
         self.counts = counts
+        self.history = history
         self._drop = np.array(sorted({abs(p) for p in cuts.drop_pids}), dtype=np.int64)
         self._status = np.array(cuts.status, dtype=np.int64)
-        self.needs_parents = cuts.stable_ctau_mm is not None  # then a reader passes ``parent``
+        self.needs_parents = cuts.stable_ctau_mm is not None or history is not None  # then a reader passes ``parent``
 
     def __call__(self, pid: np.ndarray, status: np.ndarray, momentum: np.ndarray, mass: np.ndarray,
                  position: np.ndarray, parent: np.ndarray | None = None) -> dict[str, np.ndarray] | None:
@@ -279,16 +289,21 @@ class TruthSelector:
 
         ``pid``, ``status`` (HepMC convention), ``mass`` (GeV): one entry per particle of the event;
         ``momentum``: (4, n) px, py, pz, E in GeV; ``position``: (n, 4) production x, y, z, t in mm;
-        ``parent``: the index of one mother of each particle, -1 for none (needed with ``stable_ctau_mm``).
-        Returns the columns of :data:`TRUTH_FIELDS` for the accepted particles, with under ``final_state``
-        the same columns for every final-state particle (status and drop_pids only, no kinematic cut or
-        truncation; particles with ids unknown to the PDG table left out), or None (and a counted skip)
+        ``parent``: the index of one mother of each particle, -1 for none (needed with ``stable_ctau_mm`` and
+        for the history). Returns the columns of :data:`TRUTH_FIELDS` for the accepted particles, with under
+        ``final_state`` the same columns for every final-state particle (status and drop_pids only, no
+        kinematic cut or truncation; particles with ids unknown to the PDG table left out) and, with
+        ``history`` and ``parent``, under ``history`` the columns of :data:`HISTORY_FIELDS` of the event's
+        generator-history particles (:func:`generator_history`); or None (and a counted skip)
         for an event with a non-finite or unphysical momentum among its final-state particles (see
         :func:`is_physical`) or an unknown PDG id among the accepted particles. Counts truncated events.
         """
         cuts = self.cuts
+        history = None
+        if self.history is not None and parent is not None:
+            history = generator_history(pid, status, momentum, parent, self.history.pt_min, self.history.eta_max)
         replaced = None
-        if self.needs_parents:
+        if cuts.stable_ctau_mm is not None:
             status, replaced = restore_long_lived(pid, status, parent, cuts.stable_ctau_mm)
         final = np.isin(status, self._status)
         if replaced is not None:
@@ -321,8 +336,62 @@ class TruthSelector:
             "x": position[:, 0], "y": position[:, 1], "z": position[:, 2], "t": position[:, 3],
         }
         known = cls >= 0
-        return {name: column[keep] for name, column in columns.items()} | {
+        selected = {name: column[keep] for name, column in columns.items()} | {
             "final_state": {name: column[known] for name, column in columns.items()}}
+        if history is not None:
+            selected["history"] = history
+        return selected
+
+
+def generator_history(pid: np.ndarray, status: np.ndarray, momentum: np.ndarray, parent: np.ndarray,
+                      pt_min: float = 0.0, eta_max: float = np.inf) -> dict[str, np.ndarray]:
+    """The generator-history particles of one event that jet flavour and tagging need (see HISTORY_FIELDS).
+
+    Delphes' partons (quarks and gluons of any status but 1, as its HepMC readers fill ``partons``), the
+    weakly decaying b and c hadrons, and the decayed taus (the last of each chain) with the sum of their
+    daughters but the tau neutrino (the taus and momentum Delphes 3.5.1's TauTagging uses). Partons and hadrons
+    are kept with pT > ``pt_min`` and |eta| <= ``eta_max`` (the flavour association's cuts: the others never
+    count), taus all. ``pid``, ``status``, ``parent`` (one mother per particle, -1: none) and ``momentum``
+    ((4, n) px, py, pz, E in GeV) cover the whole record. Vectorised: a few passes over the event in numpy, no
+    loop over particles.
+    """
+    apid = np.abs(pid.astype(np.int64))
+    n = len(apid)
+    has_parent = parent >= 0
+    parent_of = parent[has_parent]
+
+    def with_daughter(mask: np.ndarray) -> np.ndarray:  # per particle: one of its daughters is in ``mask``
+        return np.bincount(parent_of[mask[has_parent]], minlength=n) > 0
+
+    keep = (((apid >= 1) & (apid <= 5)) | (apid == 21)) & (status != 1)  # partons
+    # hadrons: quark digits n_q2 and n_q3 set (n_q3 = 0 for diquarks); no SUSY, excited-fermion or nuclear code
+    # (digit n of n n_r n_L n_q1 n_q2 n_q3 n_J 1-8, or 10 digits)
+    index = np.flatnonzero((apid > 100) & (apid < 10**7))
+    code = apid[index]
+    quarks = (code // 10) % 10, (code // 100) % 10, (code // 1000) % 10
+    hadron = (quarks[0] > 0) & (quarks[1] > 0) & (((code // 10**6) == 0) | ((code // 10**6) == 9))
+    for flavour in (5, 4):
+        heavy = np.zeros(n, dtype=bool)
+        heavy[index[hadron & ((quarks[0] == flavour) | (quarks[1] == flavour) | (quarks[2] == flavour))]] = True
+        keep |= heavy & ~with_daughter(heavy)  # weakly decaying: no hadron of the same flavour among its daughters
+    pt, eta, _ = eta_phi(*momentum[:3, keep])
+    keep[keep] = (pt > pt_min) & (np.abs(eta) <= eta_max)
+
+    tau = apid == 15
+    visible = momentum
+    if tau.any():  # the last tau of each chain, decayed; visible: the sum of its daughters but its neutrino
+        decayed_tau = tau & with_daughter(np.ones(n, dtype=bool)) & ~with_daughter(tau)
+        keep |= decayed_tau
+        product = np.zeros(n, dtype=bool)
+        product[has_parent] = tau[parent_of] & (apid[has_parent] != 16)
+        visible = momentum.copy()
+        for k in range(3):
+            visible[k, decayed_tau] = np.bincount(parent[product], weights=momentum[k, product],
+                                                  minlength=n)[decayed_tau]
+    pt, eta, phi = eta_phi(*momentum[:3, keep])
+    vis_pt, vis_eta, vis_phi = eta_phi(*visible[:3, keep])
+    return {"pid": pid[keep], "status": status[keep], "pt": pt, "eta": eta, "phi": phi,
+            "vis_pt": vis_pt, "vis_eta": vis_eta, "vis_phi": vis_phi}
 
 
 def restore_long_lived(pid: np.ndarray, status: np.ndarray, parent: np.ndarray, ctau_min: float
@@ -419,4 +488,9 @@ def to_truth_batch(events: list[dict]) -> TruthBatch:
         counts=np.array([len(f["pid"]) for f in final]),
         columns={name: np.concatenate([f[name] for f in final]) for name in TRUTH_FIELDS},
         number=batch.number, weight=batch.weight, index=batch.index).particles
+    if all("history" in e for e in events):
+        history = [e["history"] for e in events]
+        batch.history = TruthBatch.jagged(np.array([len(h["pid"]) for h in history]),
+                                          {name: np.concatenate([h[name] for h in history])
+                                           for name in HISTORY_FIELDS}, HISTORY_FIELDS)
     return batch
