@@ -24,6 +24,7 @@ from parnassus.nn.model import Architecture, Parnassus
 
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
+FEATURES = {"particle": list(PARTICLE_FEATURES), "event": list(EVENT_FEATURES)}  # stored, and checked on loading
 
 
 def cuts_of(card: Card) -> dict:
@@ -35,7 +36,7 @@ def save_model(model: Parnassus, norm: Normalisation, card: Card, provenance: di
     folder.mkdir(parents=True, exist_ok=True)
     metadata = {
         "format_version": FORMAT_VERSION, "architecture": dataclasses.asdict(model.arch),
-        "features": {"particle": list(PARTICLE_FEATURES), "event": list(EVENT_FEATURES)},
+        "features": FEATURES,
         "normalisation": norm.as_dict(), **cuts_of(card), "provenance": provenance,
     }
     tensors = {name: value.detach().contiguous().cpu() for name, value in model.state_dict().items()}
@@ -88,9 +89,8 @@ def load_model(card: Card, device: str = "cpu") -> tuple[Parnassus, Normalisatio
             if expected[section].get(key) != value:
                 raise CardError(f"{card.path}: {section}.{key}: the model in {folder} was trained with {value!r}, "
                                 f"the card says {expected[section].get(key)!r}")
-    features = {"particle": list(PARTICLE_FEATURES), "event": list(EVENT_FEATURES)}
-    if metadata["features"] != features:
-        raise CardError(f"{path}: trained with features {metadata['features']}, this version computes {features}")
+    if metadata["features"] != FEATURES:
+        raise CardError(f"{path}: trained with features {metadata['features']}, this version computes {FEATURES}")
     try:
         model = Parnassus(Architecture(**metadata["architecture"]))
         norm = Normalisation.from_dict(metadata["normalisation"])

@@ -8,7 +8,6 @@ use. Pileup particles go through the detector with the hard scatter but are not 
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,6 +17,7 @@ from tqdm import tqdm
 
 from parnassus.errors import InputError
 from parnassus.events import RunCounts, TruthBatch
+from parnassus.io.atomic import atomic_path
 from parnassus.refsim.config import Pileup
 from parnassus.refsim.particles import Particles
 
@@ -59,17 +59,14 @@ def make_pool(input_path: str | Path, n_events: int, output: str | Path, seed: i
     else:
         reader = HepMCReader(input_path, everything, 500, counts, max_events=n_events)
     output = Path(output)
-    tmp = output.with_name(f"{output.name}.{os.getpid()}.part.npz")  # per process: parallel makers do not clash
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
-        with tqdm(total=n_events, unit="ev", desc="pileup pool", disable=None if progress else True, file=sys.stderr,
-                  dynamic_ncols=True) as bar:
-            written = write_pool(_counting(reader, counts, bar), tmp)
-        tmp.replace(output)
+        with atomic_path(output) as temporary, tqdm(total=n_events, unit="ev", desc="pileup pool",
+                                                    disable=None if progress else True, file=sys.stderr,
+                                                    dynamic_ncols=True) as bar:
+            written = write_pool(_counting(reader, counts, bar), temporary)
     except OSError as error:
         raise InputError(f"{output}: cannot write the pileup pool ({error.strerror or error})") from None
-    finally:
-        tmp.unlink(missing_ok=True)
     return written
 
 
