@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from parnassus.builtin import resolve_card
 from parnassus.errors import CardError
 from parnassus.formula import Formula
 from parnassus.refsim.config import RefSimParameters
@@ -230,6 +231,22 @@ class TrainingConfig:
 
 
 @dataclass
+class DistillationConfig:
+    """``parnassus distill``: the few-step student of the card's checkpoint (see :mod:`parnassus.distill`)."""
+
+    checkpoint: Path = field(metadata={"may_not_exist": True})  # the student's folder, relative to the card
+    student_steps: int = field(default=2, metadata={"choices": (1, 2)})
+    events: int = field(default=16384, metadata=_positive())  # teacher trajectories to learn from
+    validation_events: int = field(default=512, metadata=_positive())
+    steps: int = field(default=2000, metadata=_positive())
+    batch_size: int = field(default=64, metadata=_positive())
+    learning_rate: float = field(default=3e-4, metadata=_positive())
+    validate_every: int = field(default=250, metadata=_positive())
+    checkpoint_every: int = field(default=250, metadata=_positive())
+    seed: int = field(default=0, metadata=_non_negative())
+
+
+@dataclass
 class Sampling:
     batch_size: int = field(default=100, metadata=_positive())
     device: str = "cpu"
@@ -243,12 +260,14 @@ class Card:
     name: str
     generator: GeneratorConfig
     description: str = ""
+    emulates: str = ""  # one line: the detector or simulation the card emulates (listed by parnassus cards)
     truth: TruthCuts = field(default_factory=TruthCuts)
     output: OutputCuts = field(default_factory=OutputCuts)
     objects: Objects = field(default_factory=Objects)
     sampling: Sampling = field(default_factory=Sampling)
     model: ModelConfig | None = None
     training: TrainingConfig | None = None
+    distillation: DistillationConfig | None = None
     path: Path = field(default=Path("."), metadata={"internal": True})
     text: str = field(default="", metadata={"internal": True})
 
@@ -275,9 +294,11 @@ def load_yaml(cls: type, path: str | Path) -> tuple[Any, str]:
 
 
 def load_card(path: str | Path) -> Card:
-    """Read and validate a card; raise :class:`CardError` with a one-line message on any problem."""
+    """Read and validate a card: a YAML file, or a built-in card by name (``cms2011``; see
+    :mod:`parnassus.builtin`); raise :class:`CardError` with a one-line message on any problem."""
+    path = resolve_card(path)
     card, text = load_yaml(Card, path)
-    card.path = Path(path)
+    card.path = path
     card.text = text
     _check_generator(card)
     return card
@@ -368,7 +389,7 @@ def _convert(hint: Any, value: Any, key: str, card_path: Path, may_not_exist: bo
 def _check_constraints(spec: dataclasses.Field, value: Any, key: str, card_path: Path) -> None:
     choices = spec.metadata.get("choices")
     if choices and value not in choices:
-        raise CardError(f"{card_path}: {key}: expected one of {', '.join(choices)}, got {value!r}")
+        raise CardError(f"{card_path}: {key}: expected one of {', '.join(map(str, choices))}, got {value!r}")
     if spec.metadata.get("positive") and value is not None and not value > 0:
         raise CardError(f"{card_path}: {key}: must be > 0, got {value!r}")
     if spec.metadata.get("non_negative") and value is not None and not value >= 0:

@@ -10,12 +10,15 @@ from collections.abc import Callable, Iterator
 
 import click
 
+from parnassus import __version__
 from parnassus.errors import ParnassusError
 from parnassus.io.atomic import deferred
 
+CARD_HELP = "Detector card: a built-in card's name (see parnassus cards) or a YAML file."
+
 
 @click.group()
-@click.version_option(package_name="parnassus")
+@click.version_option(version=__version__, prog_name="parnassus")
 def main() -> None:
     """Parnassus: learned fast detector simulation (HepMC3 in, Delphes-like ROOT out)."""
 
@@ -153,8 +156,7 @@ def _simulate(card_path: str, input_path: str, output_path: str, kind: str | Non
 
 
 @main.command()
-@click.option("--card", "card_path", required=True, type=click.Path(dir_okay=False),
-              help="Detector card (YAML).")
+@click.option("--card", "card_path", required=True, type=click.Path(dir_okay=False), help=CARD_HELP)
 @_simulation_options
 def run(card_path: str, input_path: str, output_path: str, **options) -> None:
     """Simulate the events of INPUT and write a Delphes-layout ROOT file OUTPUT.
@@ -167,7 +169,7 @@ def run(card_path: str, input_path: str, output_path: str, **options) -> None:
 
 @main.command()
 @click.option("--config", "card_path", required=True, type=click.Path(dir_okay=False),
-              help="Reference-simulation card (generator.kind: refsim), e.g. cards/refsim_cms2011.yaml.")
+              help="Reference-simulation card (generator.kind: refsim): refsim_cms2011 or a YAML file.")
 @_simulation_options
 def refsim(card_path: str, input_path: str, output_path: str, **options) -> None:
     """Run the reference detector simulation (refsim) on INPUT; same inputs and output layout as `run`."""
@@ -190,6 +192,23 @@ def dataset(spec: str, output: str | None, workers: int, only: tuple[str, ...]) 
 
 
 @main.command()
+def cards() -> None:
+    """List the built-in cards: name (for --card), generator kind, detector, what it emulates."""
+    from parnassus.builtin import builtin_cards
+    from parnassus.card import load_card
+
+    with _user_errors():
+        rows = [("card", "generator", "detector", "emulates")]
+        for name, path in builtin_cards().items():
+            card = load_card(path)
+            rows.append((name, card.generator.kind, card.name, card.emulates or "-"))
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    for *aligned, emulates in rows:
+        columns = [value.ljust(width) for value, width in zip(aligned, widths, strict=True)]
+        click.echo("  ".join([*columns, emulates]))
+
+
+@main.command()
 @click.option("--card", "card_path", required=True, type=click.Path(dir_okay=False),
               help="Card with model and training sections (e.g. cards/cms2011.yaml).")
 @click.option("--out", "output", type=click.Path(file_okay=False), default=None,
@@ -208,6 +227,24 @@ def train(card_path: str, output: str | None, resume: bool, device: str | None, 
         folder = train_model(load_card(card_path), output, resume=resume, device=device, progress=not quiet,
                              max_steps=max_steps)
     click.echo(f"model -> {folder}", err=True)
+
+
+@main.command()
+@click.option("--card", "card_path", required=True, type=click.Path(dir_okay=False),
+              help="Card of the teacher, with a distillation section (e.g. cards/cms2011.yaml).")
+@click.option("--resume", is_flag=True, help="Continue from the student folder's state.pt.")
+@click.option("--device", default=None, callback=_device, help="cpu, cuda, ... (default: cuda if available).")
+@click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Stop after this step (resumable).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def distill(card_path: str, resume: bool, device: str | None, max_steps: int | None, quiet: bool) -> None:
+    """Distil the card's trained model into a few-step student (the card's distillation section)."""
+    from parnassus.card import load_card
+    from parnassus.distill import distill as distill_model
+
+    with _user_errors(lambda: "the last checkpoint's state is kept; continue with --resume"):
+        folder = distill_model(load_card(card_path), resume=resume, device=device, progress=not quiet,
+                               max_steps=max_steps)
+    click.echo(f"student -> {folder}", err=True)
 
 
 @main.command("pileup-pool")
@@ -245,7 +282,7 @@ def pythia(cmnd: str, n_events: int, output_path: str, seed: int) -> None:
 
 @main.command()
 @click.option("--card", "card_path", required=True, type=click.Path(dir_okay=False),
-              help="Detector card (YAML); its objects section builds jets, leptons, photons.")
+              help=f"{CARD_HELP} Its objects section builds jets, leptons, photons.")
 @click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
 @click.argument("output_path", metavar="OUTPUT", type=click.Path(dir_okay=False))
 @click.option("-n", "--max-events", type=click.IntRange(min=1), default=None, help="Convert at most N events.")

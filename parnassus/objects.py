@@ -65,22 +65,21 @@ def energy_correlation_ratios(constituents: ak.Array) -> tuple[np.ndarray, np.nd
     """
     flat_jets = ak.flatten(constituents, axis=1)
     sizes = ak.to_numpy(ak.num(flat_jets, axis=1))
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     pt, eta, phi = (ak.to_numpy(ak.flatten(flat_jets[f])) for f in ("pt", "eta", "phi"))
     c2, d2 = np.zeros(len(sizes)), np.zeros(len(sizes))
-    start = 0
-    for j, n in enumerate(sizes):
-        stop = start + n
-        if n >= 2:
-            z = pt[start:stop] / pt[start:stop].sum()
-            deta = eta[start:stop, None] - eta[None, start:stop]
-            dphi = delta_phi(phi[start:stop, None], phi[None, start:stop])
-            r = np.sqrt(deta**2 + dphi**2)
-            e2 = z @ r @ z / 2.0
-            zr = z[:, None] * r
-            e3 = np.einsum("ij,jk,ki->", zr, zr, zr) / 6.0
-            if e2 > 0:
-                c2[j], d2[j] = e3 / e2**2, e3 / e2**3
-        start = stop
+    for n in np.unique(sizes[sizes >= 2]):  # the jets of each size together: (jets, n) arrays
+        jets = np.flatnonzero(sizes == n)
+        index = starts[jets, None] + np.arange(n)
+        z = pt[index] / pt[index].sum(axis=1, keepdims=True)
+        r = np.hypot(eta[index][:, :, None] - eta[index][:, None, :],
+                     delta_phi(phi[index][:, :, None], phi[index][:, None, :]))
+        e2 = np.einsum("gi,gij,gj->g", z, r, z) / 2.0
+        zr = z[:, :, None] * r
+        e3 = np.einsum("gij,gjk,gki->g", zr, zr, zr) / 6.0
+        positive = e2 > 0
+        c2[jets[positive]] = e3[positive] / e2[positive] ** 2
+        d2[jets[positive]] = e3[positive] / e2[positive] ** 3
     counts = ak.num(constituents, axis=1)
     return ak.unflatten(c2, counts), ak.unflatten(d2, counts)
 

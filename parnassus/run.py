@@ -17,6 +17,7 @@ from parnassus.events import RunCounts, TruthBatch
 from parnassus.generators import Generator, make_generator
 from parnassus.io.delphes import DelphesWriter, check_output_path, pfc_collections, truth_collections
 from parnassus.io.hepmc import HepMCReader
+from parnassus.io.prefetch import prefetched
 from parnassus.io.pythia import PythiaReader
 from parnassus.objects import build_objects
 
@@ -32,11 +33,6 @@ class RunResult:
         return self.counts.written / self.seconds if self.seconds > 0 else 0.0
 
 
-def batch_seed(seed: int, first_index: int) -> int:
-    """Seed of the batch that starts at input event ``first_index``: output does not depend on --skip."""
-    return int(np.random.SeedSequence([seed, first_index]).generate_state(1)[0])
-
-
 def batch_collections(batch: TruthBatch, pfcs: ak.Array, objects: Objects, seed: int = 0) -> dict[str, ak.Array]:
     """All output collections of one batch, given its truth particles and its particle-flow candidates.
 
@@ -47,14 +43,14 @@ def batch_collections(batch: TruthBatch, pfcs: ak.Array, objects: Objects, seed:
 
 
 def simulate(batch: TruthBatch, generator: Generator, card: Card, seed: int) -> dict:
-    """All output collections of one batch."""
-    first = int(batch.index[0]) if len(batch) else 0
-    return batch_collections(batch, generator(batch, batch_seed(seed, first)), card.objects, seed)
+    """All output collections of one batch. Every event draws from its own random streams, fixed by ``seed`` and
+    its position in the input (:mod:`parnassus.streams`): its output does not depend on the rest of the batch."""
+    return batch_collections(batch, generator(batch, seed), card.objects, seed)
 
 
 def run(card: Card, input_path: str | Path, output_path: str | Path, *, max_events: int | None = None,
         skip: int = 0, seed: int | None = None, batch_size: int | None = None, device: str | None = None,
-        progress: bool = True) -> RunResult:
+        progress: bool = True, prefetch: bool = True) -> RunResult:
     """Simulate the events of ``input_path`` with ``card`` and write a Delphes-layout ROOT file.
 
     ``output_path`` appears only at the end (temporary file + rename); it must not be ``input_path``.
@@ -75,7 +71,7 @@ def run(card: Card, input_path: str | Path, output_path: str | Path, *, max_even
     start = time.perf_counter()
     with DelphesWriter(output_path) as writer, tqdm(total=max_events, unit="ev", disable=None if progress else True,
                                                     dynamic_ncols=True) as bar:
-        for batch in reader:
+        for batch in prefetched(reader) if prefetch else reader:
             writer.write(simulate(batch, generator, card, seed))
             counts.written += len(batch)
             bar.update(counts.read - bar.n)
@@ -115,9 +111,12 @@ def run_metadata(card: Card, input_path: str | Path, counts: RunCounts, warnings
     import pyhepmc
     import uproot
 
+    from parnassus.builtin import card_version, model_version
+
     return {
         "parnassus_version": parnassus.__version__,
-        "card": {"path": str(card.path), "name": card.name, "text": card.text},
+        "card": {"path": str(card.path), "name": card.name, "text": card.text, **card_version(card)},
+        "model": model_version(card),
         "input": str(input_path),
         "counts": counts.as_dict(),
         "warnings": warnings,

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pyhepmc
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 CARD = ROOT / "cards" / "delphes_cms_like.yaml"
@@ -62,3 +63,40 @@ def example_run(tmp_path_factory) -> Path:
     output = tmp_path_factory.mktemp("run") / "example.root"
     run(load_card(CARD), EXAMPLE, output, batch_size=20, progress=False)
     return output
+
+
+@pytest.fixture(scope="session")
+def pairs(tmp_path_factory) -> Path:
+    """200 paired events (parametric generator on Pythia ttbar) as training data."""
+    from parnassus.card import load_card
+    from parnassus.run import run
+
+    path = tmp_path_factory.mktemp("pairs") / "pairs.root"
+    run(load_card(ROOT / "cards" / "delphes_cms_like.yaml"), ROOT / "examples" / "ttbar_7TeV.cmnd", path,
+        max_events=200, seed=3, progress=False)
+    return path
+
+
+def tiny_card(folder: Path, pairs: Path, **training) -> Path:
+    """A card for a tiny model trained on ``pairs`` in ``folder`` (it trains in seconds on a CPU)."""
+    data = yaml.safe_load((ROOT / "cards" / "cms2011.yaml").read_text())
+    data["generator"]["checkpoint"] = str(folder / "model")
+    data["model"].update(dim=16, blocks=1, heads=2, event_dim=32, event_blocks=1)
+    data["training"].update({"files": [str(pairs)], "steps": 80, "batch_size": 16, "warmup_steps": 5,
+                             "checkpoint_every": 20, "validate_every": 20, "learning_rate": 3e-3,
+                             "validation_fraction": 0.1, "ema_decay": 0.9, **training})
+    data["sampling"].update(batch_size=8, steps=3)
+    path = folder / "card.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, pairs) -> Path:
+    folder = tmp_path_factory.mktemp("trained")
+    card = tiny_card(folder, pairs)
+    from parnassus.card import load_card
+    from parnassus.train import train
+
+    train(load_card(card), progress=False)
+    return card

@@ -19,39 +19,9 @@ from parnassus.run import run
 from parnassus.solvers import evaluations
 from parnassus.train import train
 
-from .conftest import EXAMPLE, ROOT
+from .conftest import EXAMPLE, ROOT, tiny_card
 
 CARD = ROOT / "cards" / "cms2011.yaml"
-
-
-@pytest.fixture(scope="module")
-def pairs(tmp_path_factory) -> Path:
-    """200 paired events (parametric generator on Pythia ttbar) as training data."""
-    path = tmp_path_factory.mktemp("pairs") / "pairs.root"
-    run(load_card(ROOT / "cards" / "delphes_cms_like.yaml"), ROOT / "examples" / "ttbar_7TeV.cmnd", path,
-        max_events=200, seed=3, progress=False)
-    return path
-
-
-def tiny_card(folder: Path, pairs: Path, **training) -> Path:
-    data = yaml.safe_load(CARD.read_text())
-    data["generator"]["checkpoint"] = str(folder / "model")
-    data["model"].update(dim=16, blocks=1, heads=2, event_dim=32, event_blocks=1)
-    data["training"].update({"files": [str(pairs)], "steps": 80, "batch_size": 16, "warmup_steps": 5,
-                             "checkpoint_every": 20, "validate_every": 20, "learning_rate": 3e-3,
-                             "validation_fraction": 0.1, "ema_decay": 0.9, **training})
-    data["sampling"].update(batch_size=8, steps=3)
-    path = folder / "card.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, pairs) -> Path:
-    folder = tmp_path_factory.mktemp("trained")
-    card = tiny_card(folder, pairs)
-    train(load_card(card), progress=False)
-    return card
 
 
 def read_log(folder: Path) -> list[dict]:
@@ -124,7 +94,8 @@ def test_card_solver_and_steps_are_honoured(trained, tmp_path, solver, steps):
     calls = {"event": 0, "pfc": 0}
     generator.model.event.register_forward_hook(lambda *a: calls.__setitem__("event", calls["event"] + 1))
     generator.model.pfc.register_forward_hook(lambda *a: calls.__setitem__("pfc", calls["pfc"] + 1))
-    batch = next(iter(HepMCReader(EXAMPLE, load_card(path).truth, 4, RunCounts(), max_events=4)))
+    # one event: one group of network shapes, so one network call per solver evaluation
+    batch = next(iter(HepMCReader(EXAMPLE, load_card(path).truth, 1, RunCounts(), max_events=1)))
     generator(batch, 1)
     assert calls == {"event": evaluations(solver, steps), "pfc": evaluations(solver, steps)}
 

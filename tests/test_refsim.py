@@ -19,11 +19,17 @@ from parnassus.refsim.particles import Particles
 from parnassus.refsim.pileup import PileupPool, write_pool
 from parnassus.refsim.simulation import ReferenceSimulation
 from parnassus.refsim.tracker import Tracks, decays_in_flight, propagate, reconstruct_tracks
+from parnassus.streams import EventRandom
 
 from .conftest import EXAMPLE, ROOT, SIMPLE_EVENT, make_event, write_events
 
 REFSIM_CARD = ROOT / "cards" / "refsim_cms2011.yaml"
 ALL_EFFECTS = [f.name for f in dataclasses.fields(Effects)]
+
+
+def streams(seed: int, events: int = 100_000) -> EventRandom:
+    """Random streams for the events 0 .. ``events`` - 1 of a test batch."""
+    return EventRandom(seed, np.arange(events))
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +109,7 @@ def test_pileup_adds_candidates_and_pool_overlay(tmp_path, pool, events):
     n_with = ak.mean(ak.num(ReferenceSimulation(with_pu.generator.refsim, with_pu.output)(events, 1)))
     n_without = ak.mean(ak.num(ReferenceSimulation(without.generator.refsim, without.output)(events, 1)))
     assert n_with > n_without + 50  # about 6 extra (here ttbar) interactions per event
-    overlay, counts = PileupPool(pool).overlay(400, 6.35, 56.0, 0.02, np.random.default_rng(0))
+    overlay, counts = PileupPool(pool).overlay(400, 6.35, 56.0, 0.02, streams(0))
     assert abs(counts.mean() - 6.35) < 0.5
     assert 40 < np.std(overlay.z) < 70 and np.all(overlay.pileup)
     assert np.array_equal(np.unique(overlay.event), np.flatnonzero(counts))
@@ -128,9 +134,9 @@ def test_bending_and_loopers(tmp_path):
 
 def _tracks(p, refsim, effects, seed=0):
     impact = propagate(p, refsim.geometry, effects)
-    decays = decays_in_flight(p, refsim.geometry, effects, np.random.default_rng(seed))
+    decays = decays_in_flight(p, refsim.geometry, effects, streams(seed))
     return reconstruct_tracks(p, impact, decays, np.zeros(1), 1, refsim.geometry, refsim.tracking,
-                              refsim.particle_flow, effects, np.random.default_rng(seed))
+                              refsim.particle_flow, effects, streams(seed))
 
 
 def test_tracks_keep_charge_and_merge_close_pairs(tmp_path):
@@ -168,7 +174,7 @@ def test_decays_in_flight_and_punch_through_make_muons(tmp_path):
     effects = dataclasses.replace(refsim.effects, fake_tracks=False, track_merging=False)
     n = 20000
     p = particles_of([321] * n, np.full(n, 4.0), np.zeros(n), np.linspace(-3, 3, n))
-    decays = decays_in_flight(p, refsim.geometry, effects, np.random.default_rng(1))
+    decays = decays_in_flight(p, refsim.geometry, effects, streams(1))
     # K+ at p = 4 GeV: decay length 30 m; P(decay in 1.1 m) * BR(mu nu) ~ 3.6% * 0.636
     assert decays.decayed.mean() == pytest.approx((1 - np.exp(-1100 / (3711 * 4 / 0.4937))) * 0.6356, rel=0.15)
     tracks = _tracks(p, refsim, effects, seed=1)
@@ -194,7 +200,7 @@ def test_showers_noise_and_cluster_splitting():
     assert sorted(split.energy) == pytest.approx([15.0, 20.0], rel=0.05)
     assert merged.eta[0] == pytest.approx((20 * 0.1 + 15 * (0.1 + 3 * 0.0174)) / 35, abs=0.005)
     noisy = add_noise(Cells(np.zeros(0, dtype=np.int64), np.zeros(0)), grid, 0.045, 0.15, 50,
-                      np.random.default_rng(0))
+                      streams(0))
     expected = 50 * grid.n_eta * grid.n_phi * 0.5 * (1 - __import__("math").erf(0.15 / 0.045 / np.sqrt(2)))
     assert len(noisy.key) == pytest.approx(expected, rel=0.1) and np.all(noisy.energy >= 0.15)
 
@@ -214,7 +220,7 @@ def test_particle_flow_energy_bookkeeping(tmp_path):
     ecal = _clusters([0, 0], [3.0, 7.0], [0.01, 1.0], [0.0, 1.0])  # one linked, one alone
     hcal = _clusters([0, 0], [30.0, 12.0], [0.02, -1.0], [0.0, -2.0])  # one linked, one alone
     out = reconstruct(track, (np.zeros(1), np.zeros(1)), (np.zeros(1), np.zeros(1)), ecal, hcal, flow, calo,
-                      np.zeros((1, 3)), np.random.default_rng(0))
+                      np.zeros((1, 3)), streams(0))
     energy = out.pt * np.cosh(out.eta)
     by_class = {int(k): sorted(energy[out.cls == k].round(6).tolist()) for k in np.unique(out.cls)}
     # block: 3 + 30 = 33 GeV of calorimeter energy for a 10 GeV track -> 23 GeV excess: photon 3, hadron 20
@@ -225,7 +231,7 @@ def test_particle_flow_energy_bookkeeping(tmp_path):
     # the same block with a 33 GeV track: no excess, no neutral
     track.pt[:] = 33.0
     out = reconstruct(track, (np.zeros(1), np.zeros(1)), (np.zeros(1), np.zeros(1)), ecal, hcal, flow, calo,
-                      np.zeros((1, 3)), np.random.default_rng(0))
+                      np.zeros((1, 3)), streams(0))
     assert sorted(out.cls.tolist()) == sorted([CHARGED_HADRON, PHOTON, NEUTRAL_HADRON])  # only the lone clusters
 
 
@@ -347,7 +353,7 @@ def _block_at(eta: float, flow, calo) -> dict[str, float]:
     ecal = _clusters([0], [5.0], [eta], [-2.0])  # alone: a photon
     hcal = _clusters([0, 0], [30.0, 12.0], [eta + 0.01, eta], [0.0, 2.0])
     entry = (np.full(1, eta), np.zeros(1))
-    out = reconstruct(track, entry, entry, ecal, hcal, flow, calo, NO_VERTEX, np.random.default_rng(0))
+    out = reconstruct(track, entry, entry, ecal, hcal, flow, calo, NO_VERTEX, streams(0))
     hadrons = out.cls == NEUTRAL_HADRON
     energy = (out.pt * np.cosh(out.eta))[hadrons]
     return {"block": energy[np.abs(out.phi[hadrons]) < 1].sum(), "lone": energy[out.phi[hadrons] > 1].sum()}
@@ -392,10 +398,10 @@ def test_particle_flow_without_clusters(tmp_path):
     none = Clusters(*(np.zeros(0) for _ in range(4)))  # what clustering returns without cells
     entry = (np.zeros(1), np.zeros(1))
     out = reconstruct(track, entry, entry, none, none, refsim.particle_flow, refsim.calorimetry, NO_VERTEX,
-                      np.random.default_rng(0))
+                      streams(0))
     assert out.cls.tolist() == [CHARGED_HADRON] and out.event.dtype.kind == "i"
     out = reconstruct(Tracks(**{f: getattr(track, f)[:0] for f in track.__dataclass_fields__}), entry, entry, none,
-                      none, refsim.particle_flow, refsim.calorimetry, np.zeros((0, 3)), np.random.default_rng(0))
+                      none, refsim.particle_flow, refsim.calorimetry, np.zeros((0, 3)), streams(0))
     assert len(out.pt) == 0 and out.event.dtype.kind == "i"
 
 
@@ -476,7 +482,7 @@ def test_k0s_decay_fraction_follows_the_lifetime(tmp_path):
     radius = refsim.geometry.ecal_radius
     for momentum, n, seed in ((5.0, 2000, 1), (50.0, 4000, 2)):
         p = _one_per_event(particles_of([310] * n, np.full(n, momentum), np.zeros(n), np.linspace(-3, 3, n)))
-        out = decay_long_lived(p, refsim.interactions.decays, refsim.geometry, np.random.default_rng(seed))
+        out = decay_long_lived(p, refsim.interactions.decays, refsim.geometry, streams(seed))
         decay_length = K0S_CTAU * momentum / K0S_MASS  # beta gamma c tau
         decayed = 1 - (out.pid == 310).sum() / n
         assert decayed == pytest.approx(1 - np.exp(-radius / decay_length), abs=0.03)
@@ -500,7 +506,7 @@ def test_k0s_decay_products_conserve_four_momentum(tmp_path):
     n = 2000
     p = _one_per_event(particles_of([310] * n, np.full(n, 5.0), np.zeros(n), np.linspace(-3, 3, n)))
     before = p.px.copy(), p.e.copy()
-    out = decay_long_lived(p, refsim.interactions.decays, refsim.geometry, np.random.default_rng(3))
+    out = decay_long_lived(p, refsim.interactions.decays, refsim.geometry, streams(3))
     np.testing.assert_array_equal(p.px, before[0])
     np.testing.assert_array_equal(p.e, before[1])
     assert 111 not in out.pid  # pi0s decay on the spot
@@ -533,7 +539,7 @@ def test_antilambda_decays_to_charge_conjugate_products(tmp_path):
     for pid, expected, forbidden in ((-3122, {-2212, 211, -2112, 22}, {2212, -211, 2112}),
                                      (3122, {2212, -211, 2112, 22}, {-2212, 211, -2112})):
         p = _one_per_event(particles_of([pid] * n, np.full(n, 3.0), np.zeros(n), np.linspace(-3, 3, n)))
-        out = decay_long_lived(p, refsim.interactions.decays, refsim.geometry, np.random.default_rng(4))
+        out = decay_long_lived(p, refsim.interactions.decays, refsim.geometry, streams(4))
         products = set(np.unique(out.pid)) - {pid}
         assert products == expected and not products & forbidden
         decayed = n - (out.pid == pid).sum()
@@ -557,7 +563,7 @@ def test_brem_keeps_exp_minus_t_on_average_and_conserves_momentum(tmp_path):
         p = particles_of(np.where(np.arange(n) % 2 == 0, 11, -11), np.full(n, energy / np.cosh(eta)), np.full(n, eta),
                          np.linspace(-3, 3, n))
         saved = {name: np.array(getattr(p, name)) for name in ("px", "py", "pz", "e", "group", "radiated")}
-        out = radiate(p, refsim.interactions.radiation_lengths, refsim.geometry, np.random.default_rng(seed))
+        out = radiate(p, refsim.interactions.radiation_lengths, refsim.geometry, streams(seed))
         for name, values in saved.items():
             np.testing.assert_array_equal(getattr(p, name), values)  # the input is not modified
         assert len(out) == 2 * n
@@ -592,7 +598,7 @@ def test_photons_convert_with_the_material_probability(tmp_path):
     sharing = []
     for eta, seed in ((0.0, 7), (1.45, 8)):
         p = _one_per_event(particles_of([22] * n, np.full(n, 10.0), np.full(n, eta), np.linspace(-3, 3, n)))
-        out = convert_photons(p, refsim.interactions.radiation_lengths, inner, geometry, np.random.default_rng(seed))
+        out = convert_photons(p, refsim.interactions.radiation_lengths, inner, geometry, streams(seed))
         t = _radiation_lengths(refsim, eta)
         converted = np.setdiff1d(np.arange(n), out.event[out.pid == 22])
         assert len(converted) / n == pytest.approx(-np.expm1(-7 / 9 * t), abs=0.025)
@@ -624,7 +630,7 @@ def test_photons_convert_with_the_material_probability(tmp_path):
     # brem photons never convert
     brem = particles_of([22] * n, np.full(n, 10.0), np.full(n, 1.45), np.linspace(-3, 3, n))
     brem = brem.replace(origin=np.full(n, BREM, dtype=np.int8))
-    out = convert_photons(brem, refsim.interactions.radiation_lengths, inner, geometry, np.random.default_rng(9))
+    out = convert_photons(brem, refsim.interactions.radiation_lengths, inner, geometry, streams(9))
     assert len(out) == n and np.all(out.pid == 22) and np.array_equal(out.px, brem.px)
 
 
@@ -686,7 +692,7 @@ def test_track_reference_point_is_the_closest_approach_to_the_beam_line(tmp_path
     # conversion legs, collinear with photons from a primary vertex at z = 20 mm
     photons = particles_of([22] * n, np.full(n, 10.0), rng.uniform(-1.5, 1.5, n), rng.uniform(-3, 3, n), z=20.0)
     legs = convert_photons(photons, refsim.interactions.radiation_lengths, refsim.interactions.material_inner_radius,
-                           refsim.geometry, rng)
+                           refsim.geometry, streams(10))
     legs = legs.take(np.flatnonzero(legs.pid != 22))
     tracks = _tracks(legs, refsim, refsim.effects)
     produced = np.hypot(legs.x, legs.y)[tracks.particle]
@@ -698,7 +704,7 @@ def test_track_reference_point_is_the_closest_approach_to_the_beam_line(tmp_path
     # pions of K0S decays: displaced, roughly pointing back; their reference point is across the track, at the
     # straight line's impact parameter
     k0s = particles_of([310] * n, np.full(n, 5.0), rng.uniform(-1.5, 1.5, n), rng.uniform(-3, 3, n))
-    pions = decay_long_lived(k0s, refsim.interactions.decays, refsim.geometry, rng)
+    pions = decay_long_lived(k0s, refsim.interactions.decays, refsim.geometry, streams(11))
     pions = pions.take(np.flatnonzero(np.abs(pions.pid) == 211))
     tracks = _tracks(pions, refsim, refsim.effects)
     track_of = pions.take(tracks.particle)
@@ -782,7 +788,7 @@ def test_hadron_showers_fragment_into_several_ecal_clusters(tmp_path):
     for fragments in (True, False):
         effects = dataclasses.replace(refsim.effects, shower_fragments=fragments)
         deposits[fragments], _ = particle_deposits(p.cls, np.arange(n), p.e, zeros, zeros, zeros, zeros,
-                                                   np.zeros(n, dtype=bool), calo, effects, np.random.default_rng(15),
+                                                   np.zeros(n, dtype=bool), calo, effects, streams(15),
                                                    interactions, refsim.geometry.ecal_cell)
     on, off = deposits[True], deposits[False]
     np.testing.assert_allclose(np.bincount(on.event, weights=on.energy, minlength=n), off.energy, rtol=1e-9)
@@ -803,12 +809,12 @@ def test_out_of_time_pileup_adds_scaled_calorimeter_energy(tmp_path, pool, event
     overlay = sim.pool.overlay
     sim.pool.overlay = lambda n, mu, *args: asked.append(mu) or overlay(n, mu, *args)
     empty = Deposits(*(np.zeros(0) for _ in range(5)))
-    ecal, hcal = sim._out_of_time(empty, empty, 20, np.random.default_rng(16))
+    ecal, hcal = sim._out_of_time(empty, empty, 20, streams(16))
     assert asked == [pytest.approx(2 * refsim.pileup.mu)]  # the two neighbouring bunch crossings
     assert ecal.energy.sum() > 0 and hcal.energy.sum() > 0 and set(np.unique(ecal.event)) <= set(range(20))
     full = dataclasses.replace(refsim, pileup=dataclasses.replace(refsim.pileup, out_of_time_ecal=1.0,
                                                                   out_of_time_hcal=1.0))
-    unscaled = ReferenceSimulation(full, card.output)._out_of_time(empty, empty, 20, np.random.default_rng(16))
+    unscaled = ReferenceSimulation(full, card.output)._out_of_time(empty, empty, 20, streams(16))
     np.testing.assert_allclose(ecal.energy, unscaled[0].energy * refsim.pileup.out_of_time_ecal)
     np.testing.assert_allclose(hcal.energy, unscaled[1].energy * refsim.pileup.out_of_time_hcal)
     np.testing.assert_array_equal(ecal.eta, unscaled[0].eta)
@@ -832,6 +838,6 @@ def test_decays_of_parents_whose_record_energy_is_rounded_below_their_momentum(t
     lam = particles_of([3122] * n, np.full(n, 0.5113), np.full(n, 8.35), np.full(n, 0.1166))
     lam = lam.replace(px=np.full(n, 0.5078312), py=np.full(n, 0.05948749), pz=np.full(n, 1081.307),
                       e=np.full(n, 1081.307), mass=np.full(n, 1.11568))
-    out = decay_long_lived(lam, refsim.interactions.decays, refsim.geometry, np.random.default_rng(0))
+    out = decay_long_lived(lam, refsim.interactions.decays, refsim.geometry, streams(0))
     assert (out.pid != 3122).any()  # a few percent decay before the endcap
     assert np.all(np.isfinite(out.e)) and out.p.max() <= 1081.307 * (1 + 1e-6)

@@ -1,4 +1,9 @@
-"""Generators turn a batch of truth events into particle-flow candidates: ``generator(batch, seed)``."""
+"""Generators turn a batch of truth events into particle-flow candidates: ``generator(batch, seed)``.
+
+``seed`` is the run's seed; a generator draws every event's random numbers from that event's own stream
+(:class:`parnassus.streams.EventRandom` keyed by ``batch.index``), so its output for an event is the same
+whatever batch the event comes in.
+"""
 
 from __future__ import annotations
 

@@ -20,9 +20,10 @@ import numpy as np
 from parnassus.card import OutputCuts, ParametricParameters
 from parnassus.events import TruthBatch, make_pfcs, primary_vertices, sort_by_pt
 from parnassus.pdg import CHARGED_HADRON, ELECTRON, MUON, NEUTRAL_HADRON, PHOTON
+from parnassus.streams import EventRandom
 
 
-def log_normal(rng: np.random.Generator, mean: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+def log_normal(rng: EventRandom, event: np.ndarray, mean: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     """Log-normal samples with the given mean and standard deviation (Delphes' LogNormal)."""
     mean = np.asarray(mean, dtype=np.float64)
     sigma = np.maximum(np.asarray(sigma, dtype=np.float64), 0.0)
@@ -30,12 +31,12 @@ def log_normal(rng: np.random.Generator, mean: np.ndarray, sigma: np.ndarray) ->
         ratio2 = np.where(mean > 0, (sigma / mean) ** 2, 0.0)
         mu = np.log(np.where(mean > 0, mean, 1.0) / np.sqrt(1.0 + ratio2))
     width = np.sqrt(np.log1p(ratio2))
-    return np.where(mean > 0, np.exp(mu + width * rng.standard_normal(mean.shape)), 0.0)
+    return np.where(mean > 0, np.exp(mu + width * rng.standard_normal(event)), 0.0)
 
 
-def smear_in_cell(rng: np.random.Generator, value: np.ndarray, cell: float) -> np.ndarray:
+def smear_in_cell(rng: EventRandom, event: np.ndarray, value: np.ndarray, cell: float) -> np.ndarray:
     """Move each value to a uniformly random point of the grid cell of size ``cell`` that contains it."""
-    return (np.floor(value / cell) + rng.random(value.shape)) * cell
+    return (np.floor(value / cell) + rng.random(event)) * cell
 
 
 class ParametricGenerator:
@@ -46,7 +47,7 @@ class ParametricGenerator:
         self.output = output
 
     def __call__(self, batch: TruthBatch, seed: int) -> ak.Array:
-        rng = np.random.default_rng(seed)
+        rng = EventRandom(seed, batch.index)
         p = self.params
         truth = ak.flatten(batch.particles)
         event = np.repeat(np.arange(len(batch)), ak.num(batch.particles))
@@ -64,8 +65,8 @@ class ParametricGenerator:
             if code != CHARGED_HADRON:
                 identified[mask] = getattr(p.identification_efficiency, name)(pt[mask], eta[mask],
                                                                               energy[mask])
-        tracked = (charge != 0) & (rng.random(pt.shape) < efficiency)
-        track_cls = np.where(rng.random(pt.shape) < identified, cls, CHARGED_HADRON)
+        tracked = (charge != 0) & (rng.random(event) < efficiency)
+        track_cls = np.where(rng.random(event) < identified, cls, CHARGED_HADRON)
 
         # Calorimeters: ECAL for photons and untracked electrons, HCAL for (untracked) hadrons.
         ecal = ((cls == PHOTON) | ((cls == ELECTRON) & ~tracked)) & (np.abs(eta) <= p.ecal_eta_max)
@@ -75,10 +76,10 @@ class ParametricGenerator:
         sigma_e[ecal] = p.ecal_resolution(pt[ecal], eta[ecal], energy[ecal])
         sigma_e[hcal] = p.hcal_resolution(pt[hcal], eta[hcal], energy[hcal])
         cell = np.where(ecal, p.ecal_cell, p.hcal_cell)
-        calo_eta = smear_in_cell(rng, eta, cell)
-        calo_phi = np.mod(smear_in_cell(rng, phi + np.pi, cell), 2 * np.pi) - np.pi
-        calo_pt = log_normal(rng, energy, sigma_e) / np.cosh(calo_eta)
-        track_pt = log_normal(rng, pt, resolution * pt)
+        calo_eta = smear_in_cell(rng, event, eta, cell)
+        calo_phi = np.mod(smear_in_cell(rng, event, phi + np.pi, cell), 2 * np.pi) - np.pi
+        calo_pt = log_normal(rng, event, energy, sigma_e) / np.cosh(calo_eta)
+        track_pt = log_normal(rng, event, pt, resolution * pt)
 
         out_pt = np.where(tracked, track_pt, calo_pt)
         out_eta = np.where(tracked, eta, calo_eta)

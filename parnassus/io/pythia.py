@@ -13,6 +13,7 @@ cannot be written.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import nullcontext
 from pathlib import Path
 
 import awkward as ak
@@ -98,13 +99,14 @@ def _parents_first(mothers: dict[int, list[int]]) -> list[int]:
 
 def write_hepmc(cmnd: str | Path, n_events: int, output: str | Path, seed: int = 1, precision: int = 8) -> int:
     """Generate ``n_events`` with the card ``cmnd`` into a HepMC3 file (``.gz`` compresses); return the count.
-    The file appears when it is complete (temporary file, then rename)."""
+    A file appears when it is complete (temporary file, then rename); into an existing FIFO the events are
+    written as they are made, for a reader at its other end (``parnassus run``)."""
     pythia = make_pythia(cmnd, seed)
     run_info = pyhepmc.GenRunInfo()
     run_info.weight_names = ["Default"]
     run_info.tools = [("Pythia8 (pythia8mc)", "8.3", "converted by parnassus.io.pythia")]
     written = failures = 0
-    with atomic_path(output) as temporary:
+    with nullcontext(output) if Path(output).is_fifo() else atomic_path(output) as temporary:
         # pyhepmc's C++ writer calls Python (gzip) to write: a signal handled in there would be swallowed, so
         # signals wait while it runs (opening writes the header, closing the footer)
         with signals_deferred():

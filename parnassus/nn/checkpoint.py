@@ -110,6 +110,7 @@ def load_model(card: Card, device: str = "cpu") -> tuple[Parnassus, Normalisatio
         raise CardError(f"{path}: not a readable safetensors file ({one_line(error)})") from None
     _check_weights(path, tensors, model.state_dict())
     _check_model_section(card, metadata)  # after the file is known to be consistent in itself
+    _check_sampling(card, metadata)
     model.load_state_dict(tensors)
     model.to(torch.device(device)).eval()
     return model, norm, metadata
@@ -129,6 +130,19 @@ def _check_model_section(card: Card, metadata: dict) -> None:
         if key in trained and trained[key] != value:
             raise CardError(f"{card.path}: model.{key}: the model in {card.generator.checkpoint} was trained with "
                             f"{trained[key]!r}, the card says {value!r}")
+
+
+def _check_sampling(card: Card, metadata: dict) -> None:
+    """A distilled student samples well only with the solver and steps it was distilled for: a one-line
+    CardError naming ``sampling`` if the card asks for others."""
+    wanted = metadata["provenance"].get("sampling")
+    if not isinstance(wanted, dict):
+        return
+    have = {"solver": card.sampling.solver, "steps": card.sampling.steps}
+    if have != wanted:
+        raise CardError(f"{card.path}: sampling: the model in {card.generator.checkpoint} was distilled for "
+                        f"{wanted.get('solver')} with {wanted.get('steps')} steps, the card says "
+                        f"{have['solver']} with {have['steps']}")
 
 
 def _check_weights(path: Path, tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> None:

@@ -138,10 +138,12 @@ def normalisation(truth: ParticleSets, pfc: ParticleSets) -> Normalisation:
                          truth_event_std=safe_std(truth_events))
 
 
-def pad(sets: ParticleSets, mean: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(standardised features, class one-hot, mask), each padded to the longest set: (B, L, ...)."""
+def pad(sets: ParticleSets, mean: np.ndarray, std: np.ndarray, length: int | None = None
+        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(standardised features, class one-hot, mask), each padded to ``length`` (default: the longest set):
+    (B, L, ...)."""
     sizes = np.diff(sets.offsets)
-    length = max(int(sizes.max()) if len(sizes) else 0, 1)
+    length = length or max(int(sizes.max()) if len(sizes) else 0, 1)
     mask = np.arange(length)[None, :] < sizes[:, None]
     features = np.zeros((len(sizes), length, sets.features.shape[1]), dtype=np.float32)
     features[mask] = standardise(sets.features, mean, std)
@@ -164,9 +166,11 @@ class Batch:
         return Batch(*(getattr(self, f).to(device) for f in self.__dataclass_fields__))
 
 
-def truth_inputs(truth: ParticleSets, norm: Normalisation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Padded truth tokens (features ⊕ class one-hot), mask and standardised truth event quantities."""
-    features, one_hot, mask = pad(truth, norm.truth_mean, norm.truth_std)
+def truth_inputs(truth: ParticleSets, norm: Normalisation, length: int | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Truth tokens (features ⊕ class one-hot) padded to ``length`` (default: the longest set), mask and
+    standardised truth event quantities."""
+    features, one_hot, mask = pad(truth, norm.truth_mean, norm.truth_std, length)
     events = truth.events + DEQUANTISATION_MEAN
     return (np.concatenate([features, one_hot], axis=-1), mask,
             standardise(events, norm.truth_event_mean, norm.truth_event_std))

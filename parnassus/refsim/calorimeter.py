@@ -22,6 +22,7 @@ from parnassus.formula import Formula
 from parnassus.pdg import ELECTRON, PHOTON
 from parnassus.refsim.config import Calorimetry, Effects, Interactions
 from parnassus.refsim.particles import delta_phi
+from parnassus.streams import EventRandom
 
 
 @dataclass
@@ -139,15 +140,15 @@ def deposit_cells(deposits: Deposits, grid: Grid, shower_spread: bool) -> Cells:
 
 
 def add_noise(cells: Cells, grid: Grid, noise: float, threshold: float, n_events: int,
-              rng: np.random.Generator) -> Cells:
+              rng: EventRandom) -> Cells:
     """Gaussian noise on hit cells; noise-only cells above ``threshold`` drawn from the Gaussian tail."""
-    energy = cells.energy + noise * rng.standard_normal(len(cells.energy))
+    energy = cells.energy + noise * rng.standard_normal(grid.unpack(cells.key)[0])
     tail = ndtr(-threshold / noise)
     n_cells = grid.n_eta * grid.n_phi
-    n_noisy = rng.poisson(tail * n_cells, n_events)
+    n_noisy = rng.poisson(np.arange(n_events), tail * n_cells)
     event = np.repeat(np.arange(n_events), n_noisy)
-    keys = grid.key(event, rng.integers(0, grid.n_eta, len(event)), rng.integers(0, grid.n_phi, len(event)))
-    u = rng.random(len(event))
+    keys = grid.key(event, rng.integers(event, 0, grid.n_eta), rng.integers(event, 0, grid.n_phi))
+    u = rng.random(event)
     values = noise * ndtri(1 - tail * (1 - u))  # uniform over the tail above the threshold
     fresh = ~np.isin(keys, cells.key)
     keys, index = np.unique(keys[fresh], return_index=True)
@@ -222,7 +223,7 @@ def cluster(cells: Cells, grid: Grid, threshold: float, seed_threshold: float, s
 
 def particle_deposits(cls: np.ndarray, event: np.ndarray, energy: np.ndarray, ecal_eta: np.ndarray,
                       ecal_phi: np.ndarray, hcal_eta: np.ndarray, hcal_phi: np.ndarray, is_muon: np.ndarray,
-                      calo: Calorimetry, effects: Effects, rng: np.random.Generator, fragments: Interactions,
+                      calo: Calorimetry, effects: Effects, rng: EventRandom, fragments: Interactions,
                       cell: float) -> tuple[Deposits, Deposits]:
     """ECAL and HCAL deposits of particles that reach the calorimeters (already selected); with
     ``effects.shower_fragments``, hadron showers leave extra EM sub-showers in the ECAL (the ``fragments``
@@ -234,25 +235,25 @@ def particle_deposits(cls: np.ndarray, event: np.ndarray, energy: np.ndarray, ec
     hcal_energy = np.zeros(n)
 
     sigma = calo.ecal_resolution(energy[em] / np.cosh(ecal_eta[em]), ecal_eta[em], energy[em])
-    ecal_energy[em] = np.maximum(energy[em] + sigma * rng.standard_normal(em.sum()), 0.0)
+    ecal_energy[em] = np.maximum(energy[em] + sigma * rng.standard_normal(event[em]), 0.0)
 
-    e_h = energy[hadron]
+    e_h, hadron_event = energy[hadron], event[hadron]
     if effects.hadron_response:
         response = calo.hadron_response(e_h / np.cosh(ecal_eta[hadron]), ecal_eta[hadron], e_h)
         width = calo.hadron_resolution(e_h / np.cosh(ecal_eta[hadron]), ecal_eta[hadron], e_h)
-        visible = e_h * response * np.exp(width * rng.standard_normal(len(e_h)) - width**2 / 2)
+        visible = e_h * response * np.exp(width * rng.standard_normal(hadron_event) - width**2 / 2)
     else:
         visible = e_h
-    mip = rng.random(len(e_h)) < calo.hadron_mip_probability
+    mip = rng.random(hadron_event) < calo.hadron_mip_probability
     mean, spread = calo.hadron_em_fraction_mean, calo.hadron_em_fraction_width
     concentration = mean * (1 - mean) / spread**2 - 1
-    fraction = rng.beta(mean * concentration, (1 - mean) * concentration, len(e_h))
+    fraction = rng.beta(hadron_event, mean * concentration, (1 - mean) * concentration)
     to_ecal = np.where(mip, np.minimum(calo.mip_ecal, visible), fraction * visible)
     ecal_energy[hadron] = to_ecal
     hcal_energy[hadron] = visible - to_ecal
 
-    ecal_energy[is_muon] = calo.mip_ecal * rng.lognormal(0.0, 0.3, is_muon.sum())
-    hcal_energy[is_muon] = calo.mip_hcal * rng.lognormal(0.0, 0.3, is_muon.sum())
+    ecal_energy[is_muon] = calo.mip_ecal * rng.lognormal(event[is_muon], 0.0, 0.3)
+    hcal_energy[is_muon] = calo.mip_hcal * rng.lognormal(event[is_muon], 0.0, 0.3)
 
     ecal_spread = np.where(em, calo.em_spread, np.where(is_muon, 0.3, calo.hadron_ecal_spread))
     hcal_spread = np.where(is_muon, 0.3, calo.hadron_hcal_spread)
@@ -267,24 +268,25 @@ def particle_deposits(cls: np.ndarray, event: np.ndarray, energy: np.ndarray, ec
 
 
 def _fragment(ecal: Deposits, showering: np.ndarray, fragments: Formula, spread: float, em_spread: float,
-              core_weight: float, rng: np.random.Generator) -> Deposits:
+              core_weight: float, rng: EventRandom) -> Deposits:
     """Split the ECAL deposits of showering hadrons into the core and Poisson(``fragments``) EM sub-showers at
     Gaussian offsets (``spread`` in eta and phi); the energy is shared as Dirichlet(core_weight, 1, 1, ...)."""
     index = np.flatnonzero(showering & (ecal.energy > 0))
     energy, eta = ecal.energy[index], ecal.eta[index]
-    extra = rng.poisson(fragments(energy / np.cosh(eta), eta, energy))
+    extra = rng.poisson(ecal.event[index], fragments(energy / np.cosh(eta), eta, energy))
     index = index[extra > 0]
     extra = extra[extra > 0]
     if len(index) == 0:
         return ecal
     owner = np.repeat(np.arange(len(index)), extra + 1)  # the core and the sub-showers of each deposit
+    source = index[owner]
     is_core = np.r_[True, owner[1:] != owner[:-1]]
-    weight = rng.gamma(np.where(is_core, core_weight, 1.0))  # Dirichlet(core_weight, 1, 1, ...) shares
+    # Dirichlet(core_weight, 1, 1, ...) shares
+    weight = rng.gamma(ecal.event[source], np.where(is_core, core_weight, 1.0))
     share = weight / np.bincount(owner, weights=weight)[owner]
     offset = np.where(is_core, 0.0, 1.0) * spread
-    source = index[owner]
-    pieces = Deposits(ecal.event[source], ecal.eta[source] + offset * rng.standard_normal(len(owner)),
-                      delta_phi(ecal.phi[source] + offset * rng.standard_normal(len(owner)), 0.0),
+    pieces = Deposits(ecal.event[source], ecal.eta[source] + offset * rng.standard_normal(ecal.event[source]),
+                      delta_phi(ecal.phi[source] + offset * rng.standard_normal(ecal.event[source]), 0.0),
                       ecal.energy[source] * share, np.where(is_core, ecal.spread[source], em_spread))
     rest = np.ones(len(ecal.energy), dtype=bool)
     rest[index] = False

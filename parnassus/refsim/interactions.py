@@ -27,6 +27,7 @@ from parnassus.pdg import ELECTRON, PHOTON, charge_and_class
 from parnassus.refsim.config import Decay, Geometry
 from parnassus.refsim.particles import BREM, CONVERSION, DECAY, Particles
 from parnassus.refsim.tracker import C_LIGHT, transverse_path
+from parnassus.streams import EventRandom
 
 
 @lru_cache(maxsize=256)
@@ -68,12 +69,13 @@ def _decay_table(decays: list[Decay]) -> dict[int, tuple[np.ndarray, np.ndarray]
 
 
 def two_body(parent_p: np.ndarray, parent_e: np.ndarray, parent_mass: np.ndarray, m1: np.ndarray,
-             m2: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Momenta (n, 3) of the two products of isotropic two-body decays of parents with momenta ``parent_p``."""
+             m2: np.ndarray, rng: EventRandom, event: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Momenta (n, 3) of the two products of isotropic two-body decays of parents with momenta ``parent_p``
+    (``event``: each parent's event, for the random directions)."""
     mass = parent_mass
     p_star = np.sqrt(np.maximum((mass**2 - (m1 + m2) ** 2) * (mass**2 - (m1 - m2) ** 2), 0.0)) / (2 * mass)
-    cos_theta = rng.uniform(-1.0, 1.0, len(mass))
-    phi = rng.uniform(-np.pi, np.pi, len(mass))
+    cos_theta = rng.uniform(event, -1.0, 1.0)
+    phi = rng.uniform(event, -np.pi, np.pi)
     sin_theta = np.sqrt(1 - cos_theta**2)
     direction = np.column_stack([sin_theta * np.cos(phi), sin_theta * np.sin(phi), cos_theta])
     beta = parent_p / parent_e[:, None]
@@ -114,7 +116,7 @@ def _new_particles(template: Particles, pid: np.ndarray, momentum: np.ndarray, v
                      group=np.full(len(pid), -1, dtype=np.int64) if group is None else group)
 
 
-def decay_long_lived(p: Particles, decays: list[Decay], geometry: Geometry, rng: np.random.Generator,
+def decay_long_lived(p: Particles, decays: list[Decay], geometry: Geometry, rng: EventRandom,
                      generations: int = 4) -> Particles:
     """Decay the card's long-lived hadrons (and their long-lived products) before the ECAL (module docstring)."""
     table = _decay_table(decays)
@@ -126,14 +128,14 @@ def decay_long_lived(p: Particles, decays: list[Decay], geometry: Geometry, rng:
         parents = p.take(candidates)
         _, ctau = _lookup(parents.pid)
         decay_length = ctau * parents.p / np.maximum(parents.mass, 1e-9)
-        distance = rng.exponential(1.0, len(candidates)) * decay_length
+        distance = rng.exponential(parents.event) * decay_length
         inside = distance < _distance_to_surface(parents, geometry.ecal_radius, geometry.ecal_half_length)
         if not inside.any():
             break
         parents, distance = parents.take(inside), distance[inside]
         n = len(parents)
         products = np.zeros((n, 2), dtype=np.int64)
-        u = rng.random(n)
+        u = rng.random(parents.event)
         for pid in np.unique(parents.pid):
             cumulative, channels = table[int(pid)]
             rows = parents.pid == pid
@@ -142,7 +144,7 @@ def decay_long_lived(p: Particles, decays: list[Decay], geometry: Geometry, rng:
         m2, _ = _lookup(products[:, 1])
         momentum = np.column_stack([parents.px, parents.py, parents.pz])
         on_shell = np.sqrt(parents.p**2 + parents.mass**2)  # records round E: E < |p| would boost to infinity
-        first, second = two_body(momentum, on_shell, parents.mass, m1, m2, rng)
+        first, second = two_body(momentum, on_shell, parents.mass, m1, m2, rng, parents.event)
         unit = momentum / np.maximum(parents.p, 1e-12)[:, None]
         vertex = tuple(np.tile(getattr(parents, axis) + distance * unit[:, k], 2)
                        for k, axis in enumerate(("x", "y", "z")))
@@ -156,17 +158,17 @@ def decay_long_lived(p: Particles, decays: list[Decay], geometry: Geometry, rng:
     return p
 
 
-def radiate(p: Particles, radiation_lengths, geometry: Geometry, rng: np.random.Generator) -> Particles:
+def radiate(p: Particles, radiation_lengths, geometry: Geometry, rng: EventRandom) -> Particles:
     """Electrons inside the tracker lose energy to one bremsstrahlung photon (Bethe-Heitler, module docstring)."""
     electrons = np.flatnonzero((p.cls == ELECTRON) & (np.abs(p.eta) <= geometry.tracker_eta_max)
                                & (p.origin != CONVERSION))
     e = p.take(electrons)
     thickness = np.maximum(radiation_lengths(e.pt, e.eta, e.e), 1e-6)
-    kept = np.exp(-rng.gamma(thickness / np.log(2.0)))
+    kept = np.exp(-rng.gamma(e.event, thickness / np.log(2.0)))
     # emission at a uniform fraction of the tracker radius, tangent to the helix there; the photon is aimed
     # at the point where that tangent crosses the ECAL barrel radius (or, beyond it, the endcap)
     radius = 1000.0 * e.pt / (C_LIGHT * geometry.magnetic_field)
-    emission = rng.random(len(e)) * geometry.tracker_radius
+    emission = rng.random(e.event) * geometry.tracker_radius
     turn = np.arcsin(np.minimum(emission / (2 * radius), 1.0))
     position_phi = e.phi - e.charge * turn
     direction_phi = e.phi - 2 * e.charge * turn
@@ -189,25 +191,25 @@ def radiate(p: Particles, radiation_lengths, geometry: Geometry, rng: np.random.
 
 
 def convert_photons(p: Particles, radiation_lengths, inner_radius: float, geometry: Geometry,
-                    rng: np.random.Generator) -> Particles:
+                    rng: EventRandom) -> Particles:
     """Photons convert to e+e- pairs in the tracker material (module docstring)."""
     # brem photons are left alone: their conversions belong to the electron's reconstruction [CMS-PF]
     photons = np.flatnonzero((p.cls == PHOTON) & (p.origin != BREM))
     g = p.take(photons)
     thickness = np.maximum(radiation_lengths(g.pt, g.eta, g.e), 0.0)
-    converts = rng.random(len(g)) < -np.expm1(-7.0 / 9.0 * thickness)
+    converts = rng.random(g.event) < -np.expm1(-7.0 / 9.0 * thickness)
     g, photons = g.take(converts), photons[converts]
     n = len(g)
     # depth: uniform in the material between the beam pipe and the tracker's outer surface
     outer = _distance_to_surface(g, geometry.tracker_radius, geometry.tracker_half_length)
     inner = np.minimum(_distance_to_surface(g, inner_radius, geometry.tracker_half_length), outer)
-    depth = inner + rng.random(n) * (outer - inner)
+    depth = inner + rng.random(g.event) * (outer - inner)
     # energy sharing: x from 1 - 4/3 x (1 - x) on [0, 1] by rejection (the envelope is 1, acceptance >= 2/3)
-    x = rng.random(n)
-    redo = rng.random(n) > 1 - 4.0 / 3.0 * x * (1 - x)
+    x = rng.random(g.event)
+    redo = rng.random(g.event) > 1 - 4.0 / 3.0 * x * (1 - x)
     while redo.any():
-        x[redo] = rng.random(redo.sum())
-        redo[redo] = rng.random(redo.sum()) > 1 - 4.0 / 3.0 * x[redo] * (1 - x[redo])
+        x[redo] = rng.random(g.event[redo])
+        redo[redo] = rng.random(g.event[redo]) > 1 - 4.0 / 3.0 * x[redo] * (1 - x[redo])
     momentum = np.column_stack([g.px, g.py, g.pz])
     unit = momentum / np.maximum(g.p, 1e-12)[:, None]
     vertex = tuple(np.tile(getattr(g, axis) + depth * unit[:, k], 2) for k, axis in enumerate(("x", "y", "z")))

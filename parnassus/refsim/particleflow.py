@@ -26,6 +26,7 @@ from parnassus.refsim.calorimeter import Clusters
 from parnassus.refsim.config import Calorimetry, ParticleFlow
 from parnassus.refsim.particles import delta_phi
 from parnassus.refsim.tracker import Tracks
+from parnassus.streams import EventRandom
 
 _EVENT_SPACING = 100.0  # events are placed this far apart in eta so one tree serves the whole batch
 
@@ -65,7 +66,7 @@ def nearest_cluster(event: np.ndarray, eta: np.ndarray, phi: np.ndarray, cluster
 
 def reconstruct(tracks: Tracks, track_ecal: tuple[np.ndarray, np.ndarray], track_hcal: tuple[np.ndarray, np.ndarray],
                 ecal: Clusters, hcal: Clusters, flow: ParticleFlow, calo: Calorimetry, primary_vertex: np.ndarray,
-                rng: np.random.Generator, road: tuple[np.ndarray, np.ndarray] | None = None) -> Candidates:
+                rng: EventRandom, road: tuple[np.ndarray, np.ndarray] | None = None) -> Candidates:
     """Particle-flow candidates of a batch (see module docstring); ``primary_vertex`` is (x, y, z) per event."""
     # empty inputs come with float event columns; blocks and vertices are looked up by event
     tracks = replace(tracks, event=tracks.event.astype(np.int64))
@@ -95,7 +96,7 @@ def reconstruct(tracks: Tracks, track_ecal: tuple[np.ndarray, np.ndarray], track
     electron_like &= h_over_e <= flow.electron_h_over_e_max
     accept = np.where(tracks.true_electron, flow.electron_id_efficiency(tracks.pt, tracks.eta, momentum),
                       flow.electron_fake_probability)
-    electron = electron_like & (rng.random(n_tracks) < accept)
+    electron = electron_like & (rng.random(tracks.event) < accept)
     ecal_used = np.zeros(len(ecal), dtype=bool)
     ecal_used[road_cluster[electron[road_track]]] = True
 
@@ -174,11 +175,12 @@ def reconstruct(tracks: Tracks, track_ecal: tuple[np.ndarray, np.ndarray], track
     return Candidates(*columns)
 
 
-def _identified_conversions(tracks: Tracks, identification: float, rng: np.random.Generator) -> np.ndarray:
+def _identified_conversions(tracks: Tracks, identification: float, rng: EventRandom) -> np.ndarray:
     """Tracks that are legs of a conversion whose two legs were both tracked and that the pair finder identifies."""
     legs = np.flatnonzero(tracks.conversion)
-    groups, inverse, counts = np.unique(tracks.group[legs], return_inverse=True, return_counts=True)
-    found = (counts == 2) & (rng.random(len(groups)) < identification)
+    _, first, inverse, counts = np.unique(tracks.group[legs], return_index=True, return_inverse=True,
+                                          return_counts=True)
+    found = (counts == 2) & (rng.random(tracks.event[legs[first]]) < identification)
     result = np.zeros(len(tracks), dtype=bool)
     result[legs[found[inverse]]] = True
     return result

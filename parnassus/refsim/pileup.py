@@ -20,6 +20,7 @@ from parnassus.events import RunCounts, TruthBatch
 from parnassus.io.atomic import atomic_path
 from parnassus.refsim.config import Pileup
 from parnassus.refsim.particles import Particles
+from parnassus.streams import EventRandom
 
 _COLUMNS = ("pid", "charge", "cls", "px", "py", "pz", "e", "mass", "x", "y", "z")
 
@@ -135,21 +136,22 @@ class PileupPool:
             raise InputError(f"{path}: the pileup pool holds no events")
         self.starts = np.concatenate([[0], np.cumsum(self.counts)[:-1]])
 
-    def overlay(self, n_events: int, mu: float, sigma_z: float, sigma_xy: float, rng: np.random.Generator
+    def overlay(self, n_events: int, mu: float, sigma_z: float, sigma_xy: float, rng: EventRandom
                 ) -> tuple[Particles, np.ndarray]:
         """Poisson(mu) pool events per event, each moved to its own vertex; also returns the counts."""
-        n_pileup = rng.poisson(mu, n_events)
-        chosen = rng.integers(0, len(self.counts), n_pileup.sum())
+        n_pileup = rng.poisson(np.arange(n_events), mu)
+        owner = np.repeat(np.arange(n_events), n_pileup)  # the event of each chosen pool event
+        chosen = rng.integers(owner, 0, len(self.counts))
         sizes = self.counts[chosen]
         index = np.repeat(self.starts[chosen] - np.concatenate([[0], np.cumsum(sizes)[:-1]]), sizes)
         index += np.arange(sizes.sum())
         vertex = np.repeat(np.arange(len(chosen)), sizes)
-        shift_z = rng.normal(0.0, sigma_z, len(chosen))[vertex]
-        shift_x = rng.normal(0.0, sigma_xy, len(chosen))[vertex]
-        shift_y = rng.normal(0.0, sigma_xy, len(chosen))[vertex]
+        shift_z = rng.normal(owner, 0.0, sigma_z)[vertex]
+        shift_x = rng.normal(owner, 0.0, sigma_xy)[vertex]
+        shift_y = rng.normal(owner, 0.0, sigma_xy)[vertex]
         columns = {c: self.columns[c][index] for c in _COLUMNS}
         columns["x"] = columns["x"] + shift_x
         columns["y"] = columns["y"] + shift_y
         columns["z"] = columns["z"] + shift_z
-        event = np.repeat(np.repeat(np.arange(n_events), n_pileup), sizes)
+        event = np.repeat(owner, sizes)
         return Particles(event=event, pileup=np.ones(len(index), dtype=bool), **columns), n_pileup

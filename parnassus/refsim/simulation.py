@@ -15,6 +15,7 @@ from parnassus.refsim.particleflow import reconstruct
 from parnassus.refsim.particles import Particles, delta_phi
 from parnassus.refsim.pileup import load_pool
 from parnassus.refsim.tracker import decays_in_flight, propagate, reconstruct_tracks, straight_eta
+from parnassus.streams import EventRandom
 
 
 class ReferenceSimulation:
@@ -30,7 +31,7 @@ class ReferenceSimulation:
         self.pool = load_pool(params.pileup) if use_pileup else None  # made on first use if missing
 
     def __call__(self, batch: TruthBatch, seed: int) -> ak.Array:
-        rng = np.random.default_rng(seed)
+        rng = EventRandom(seed, batch.index)
         p, effects = self.params, self.params.effects
         geometry, calo, flow = p.geometry, p.calorimetry, p.particle_flow
         n_events = len(batch)
@@ -98,7 +99,7 @@ class ReferenceSimulation:
             for name in ("pt", "eta", "phi", "charge", "cls", "x", "y", "z")))
         return sort_by_pt(pfcs)
 
-    def _out_of_time(self, ecal: Deposits, hcal: Deposits, n_events: int, rng: np.random.Generator
+    def _out_of_time(self, ecal: Deposits, hcal: Deposits, n_events: int, rng: EventRandom
                      ) -> tuple[Deposits, Deposits]:
         """Add the calorimeter deposits of the neighbouring bunch crossings' interactions, scaled by the
         fractions of their energy that the in-time reconstruction picks up."""

@@ -9,6 +9,7 @@ import numpy as np
 from parnassus.pdg import ELECTRON, MUON
 from parnassus.refsim.config import Effects, Geometry, ParticleFlow, Tracking
 from parnassus.refsim.particles import CONVERSION, Particles, delta_phi
+from parnassus.streams import EventRandom
 
 C_LIGHT = 0.299792458  # GeV / (T m) per unit charge: p_T = 0.3 B R
 MUON_MASS = 0.1056583755
@@ -127,7 +128,7 @@ class DecaysInFlight:
     depth: np.ndarray  # decay point as a fraction of the path through the tracker
 
 
-def decays_in_flight(p: Particles, geometry: Geometry, effects: Effects, rng: np.random.Generator
+def decays_in_flight(p: Particles, geometry: Geometry, effects: Effects, rng: EventRandom
                      ) -> DecaysInFlight:
     n = len(p)
     decayed = np.zeros(n, dtype=bool)
@@ -141,16 +142,17 @@ def decays_in_flight(p: Particles, geometry: Geometry, effects: Effects, rng: np
     for pid, (ctau, branching, mass) in DECAYS_TO_MUON.items():
         mask = np.abs(p.pid) == pid
         decay_length = ctau * momentum[mask] / mass
-        u = rng.random(mask.sum())
+        u = rng.random(p.event[mask])
         probability = -np.expm1(-path[mask] / decay_length) * branching
         hit = u < probability
         idx = np.flatnonzero(mask)[hit]
         decayed[idx] = True
         # decay point: exponential truncated to the tracker, as a fraction of the path
-        depth[idx] = -decay_length[hit] * np.log1p(-rng.random(hit.sum()) * -np.expm1(-path[idx] / decay_length[hit]))
+        reach = -np.expm1(-path[idx] / decay_length[hit])
+        depth[idx] = -decay_length[hit] * np.log1p(-rng.random(p.event[idx]) * reach)
         depth[idx] /= path[idx]
         lowest = (MUON_MASS / mass) ** 2  # two-body decay: muon energy fraction uniform in [(m_mu/m)^2, 1]
-        fraction[idx] = lowest + (1 - lowest) * rng.random(hit.sum())
+        fraction[idx] = lowest + (1 - lowest) * rng.random(p.event[idx])
     return DecaysInFlight(decayed, fraction, depth)
 
 
@@ -205,7 +207,7 @@ def _close_pairs(event: np.ndarray, eta: np.ndarray, phi: np.ndarray, distance: 
 
 def reconstruct_tracks(p: Particles, impact: Impact, decays: DecaysInFlight, primary_z: np.ndarray,
                        n_events: int, geometry: Geometry, tracking: Tracking, flow: ParticleFlow,
-                       effects: Effects, rng: np.random.Generator) -> Tracks:
+                       effects: Effects, rng: EventRandom) -> Tracks:
     """Efficiency, merging of close tracks, resolution, fakes and muon identification."""
     pt, eta, phi, energy = p.pt, p.eta, p.phi, p.e
     candidate = (p.charge != 0) & (np.abs(eta) <= geometry.tracker_eta_max) & (pt >= tracking.pt_min)
@@ -213,12 +215,12 @@ def reconstruct_tracks(p: Particles, impact: Impact, decays: DecaysInFlight, pri
     efficiency = np.where(p.cls == MUON, tracking.muon_efficiency(pt, eta, energy),
                           np.where(p.cls == ELECTRON, tracking.electron_efficiency(pt, eta, energy),
                                    tracking.efficiency(pt, eta, energy)))
-    candidate &= rng.random(len(p)) < efficiency
+    candidate &= rng.random(p.event) < efficiency
     index = np.flatnonzero(candidate)
     if effects.track_merging and len(index):
         i, j = _close_pairs(p.event[index], eta[index], phi[index], tracking.merge_distance)
         softer = np.where(pt[index[i]] < pt[index[j]], i, j)
-        lost = softer[rng.random(len(softer)) < tracking.merge_probability]
+        lost = softer[rng.random(p.event[index[softer]]) < tracking.merge_probability]
         index = np.delete(index, np.unique(lost))
 
     # measured momentum: a kinked track from a decay in flight measures a mix of hadron and muon
@@ -230,26 +232,27 @@ def reconstruct_tracks(p: Particles, impact: Impact, decays: DecaysInFlight, pri
     # the fit measures the signed curvature q/pT: where the smeared value changes sign, so does the charge
     sigma = np.where(electron, tracking.electron_pt_resolution(true_pt, eta[index], energy[index]),
                      tracking.pt_resolution(true_pt, eta[index], energy[index]))
+    track_event = p.event[index]
     curvature = np.sign(p.charge[index]) / true_pt
-    curvature = curvature + sigma * np.abs(curvature) * rng.standard_normal(len(index))
+    curvature = curvature + sigma * np.abs(curvature) * rng.standard_normal(track_event)
     track_charge = np.where(curvature < 0, -1, 1) * np.abs(p.charge[index])
     track_pt = 1.0 / np.maximum(np.abs(curvature), 1e-12)
     angle = tracking.angular_resolution(true_pt, eta[index], energy[index])
-    track_eta = eta[index] + angle * rng.standard_normal(len(index))
-    track_phi = delta_phi(phi[index] + angle * rng.standard_normal(len(index)), 0.0)
+    track_eta = eta[index] + angle * rng.standard_normal(track_event)
+    track_phi = delta_phi(phi[index] + angle * rng.standard_normal(track_event), 0.0)
     # the track's reference point: its point of closest approach to the beam line (for displaced tracks not
     # their production point; straight-line approximation)
     x, y, z = (getattr(p, axis)[index] for axis in ("x", "y", "z"))
     back = -(x * np.cos(phi[index]) + y * np.sin(phi[index]))
     x, y, z = x + back * np.cos(phi[index]), y + back * np.sin(phi[index]), z + back * np.sinh(eta[index])
     if effects.vertex_resolution:  # the transverse impact parameter is measured across the track
-        d0 = tracking.d0_resolution(true_pt, eta[index], energy[index]) * rng.standard_normal(len(index))
+        d0 = tracking.d0_resolution(true_pt, eta[index], energy[index]) * rng.standard_normal(track_event)
         x -= d0 * np.sin(phi[index])
         y += d0 * np.cos(phi[index])
-        z += tracking.dz_resolution(true_pt, eta[index], energy[index]) * rng.standard_normal(len(index))
+        z += tracking.dz_resolution(true_pt, eta[index], energy[index]) * rng.standard_normal(track_event)
 
     muon = _muon_identification(p, index, decays, geometry, flow, effects, rng)
-    tracks = Tracks(particle=index, event=p.event[index], pt=track_pt, eta=track_eta, phi=track_phi,
+    tracks = Tracks(particle=index, event=track_event, pt=track_pt, eta=track_eta, phi=track_phi,
                     charge=track_charge, x=x, y=y, z=z, muon=muon,
                     true_electron=electron, group=p.group[index], conversion=p.origin[index] == CONVERSION)
     if effects.fake_tracks:
@@ -258,11 +261,11 @@ def reconstruct_tracks(p: Particles, impact: Impact, decays: DecaysInFlight, pri
 
 
 def _muon_identification(p: Particles, index: np.ndarray, decays: DecaysInFlight, geometry: Geometry,
-                         flow: ParticleFlow, effects: Effects, rng: np.random.Generator) -> np.ndarray:
+                         flow: ParticleFlow, effects: Effects, rng: EventRandom) -> np.ndarray:
     """Which tracks the muon system tags: true muons, decays in flight, and punch-through hadrons."""
     pt, eta, momentum, energy = p.pt[index], p.eta[index], p.p[index], p.e[index]
     in_acceptance = np.abs(eta) <= geometry.muon_eta_max
-    u = rng.random(len(index))
+    u = rng.random(p.event[index])
     true_muon = (p.cls[index] == MUON) & in_acceptance & (momentum >= flow.muon_p_min)
     true_muon &= u < flow.muon_id_efficiency(pt, eta, energy)
     decayed = decays.decayed[index]
@@ -271,21 +274,21 @@ def _muon_identification(p: Particles, index: np.ndarray, decays: DecaysInFlight
     punch = np.zeros(len(index), dtype=bool)
     if effects.punch_through:
         hadron = (p.cls[index] != MUON) & (p.cls[index] != ELECTRON) & ~decayed & in_acceptance
-        punch = hadron & (rng.random(len(index)) < flow.punch_through_probability(pt, eta, energy))
+        punch = hadron & (rng.random(p.event[index]) < flow.punch_through_probability(pt, eta, energy))
     return true_muon | decay_muon | punch
 
 
 def _add_fakes(tracks: Tracks, primary_z: np.ndarray, n_events: int, geometry: Geometry, tracking: Tracking,
-               rng: np.random.Generator) -> Tracks:
+               rng: EventRandom) -> Tracks:
     per_event = np.bincount(tracks.event, minlength=n_events)
-    n_fake = rng.poisson(tracking.fake_rate * per_event)
+    n_fake = rng.poisson(np.arange(n_events), tracking.fake_rate * per_event)
     event = np.repeat(np.arange(n_events), n_fake)
     n = len(event)
     fake = Tracks(particle=np.full(n, -1), event=event,
-                  pt=tracking.pt_min + rng.exponential(tracking.fake_pt_mean, n),
-                  eta=rng.uniform(-geometry.tracker_eta_max, geometry.tracker_eta_max, n),
-                  phi=rng.uniform(-np.pi, np.pi, n), charge=rng.choice(np.array([-1, 1]), n),
-                  x=np.zeros(n), y=np.zeros(n), z=primary_z[event] + rng.normal(0, 0.1, n),
+                  pt=tracking.pt_min + rng.exponential(event, tracking.fake_pt_mean),
+                  eta=rng.uniform(event, -geometry.tracker_eta_max, geometry.tracker_eta_max),
+                  phi=rng.uniform(event, -np.pi, np.pi), charge=rng.sign(event),
+                  x=np.zeros(n), y=np.zeros(n), z=primary_z[event] + rng.normal(event, 0, 0.1),
                   muon=np.zeros(n, dtype=bool), true_electron=np.zeros(n, dtype=bool),
                   group=np.full(n, -1, dtype=np.int64), conversion=np.zeros(n, dtype=bool))
     return Tracks(**{name: np.concatenate([getattr(tracks, name), getattr(fake, name)])
