@@ -2,6 +2,7 @@
 
     python benchmarks/validate_model.py [--events 500] [--processes ttbar,qcd470,...] [--settings project,defaults]
                                         [--card cards/cms2011.yaml] [--out runs/validation] [--rerun neural]
+                                        [--student cards/cms2011_2step.yaml]
 
 For each process (``examples/<process>_7TeV.cmnd``) and generator setting -- ``project``: the card as is (the
 training data's convention: K0S/Lambda stable in the generator, CMS-2011 luminous region); ``defaults``:
@@ -13,6 +14,9 @@ truth particles in all files. It prints, per sample, the number of observables o
 closest to refsim (all, and event + jet level), the learned model's event-level observables within 2x refsim's
 split-half noise floor (event and MET figures), and per-event means of HT, MET and the PFC multiplicity.
 Files already in ``--out`` are reused, except those of the generators named in ``--rerun`` (default: neural).
+With ``--student CARD`` (a distilled model), the student runs too, is counted among the candidates, and is
+also compared with the teacher as the target: the event- and jet-level observables on which the student is
+within 2x the teacher's split-half noise floor (the same truth events, other random numbers).
 """
 
 from __future__ import annotations
@@ -55,6 +59,16 @@ def means(path: Path) -> dict[str, float]:
             "N": float(ak.mean(a["ParticleFlowCandidate_size"]))}
 
 
+def within_floor(metrics: dict, label: str, prefixes: tuple[str, ...]) -> tuple[int, int, list[str]]:
+    """(observables of the figures ``prefixes`` on which ``label`` is within 2x the target's noise floor, how many
+    were compared, the keys of those outside)."""
+    figure = {spec.key: spec.figure for spec in OBSERVABLES}
+    compared = {key: e for key, e in metrics["observables"].items()
+                if e["closest"] and figure[key].startswith(prefixes)}
+    outside = [key for key, e in compared.items() if e["w1"][label]["value"] > 2 * e["noise_floor"]["value"]]
+    return len(compared) - len(outside), len(compared), outside
+
+
 def summarise(metrics: dict, labels: list[str]) -> dict:
     """Closest counts (all, event + jet level) and the first candidate's event-level observables within 2x the
     target's noise floor."""
@@ -62,12 +76,11 @@ def summarise(metrics: dict, labels: list[str]) -> dict:
     entries = metrics["observables"]
     counted = {key: e for key, e in entries.items() if e["closest"]}
     event_jet = {key: e for key, e in counted.items() if figure[key].startswith(EVENT_AND_JET)}
-    event = {key: e for key, e in counted.items() if figure[key].startswith(EVENT)}
-    within = sum(e["w1"][labels[0]]["value"] <= 2 * e["noise_floor"]["value"] for e in event.values())
+    within, n_event, _ = within_floor(metrics, labels[0], EVENT)
     return {"closest": {label: sum(e["closest"] == label for e in counted.values()) for label in labels},
             "closest_event_jet": {label: sum(e["closest"] == label for e in event_jet.values()) for label in labels},
             "observables": len(counted), "event_jet_observables": len(event_jet),
-            "event_within_2x_floor": f"{within}/{len(event)}"}
+            "event_within_2x_floor": f"{within}/{n_event}"}
 
 
 def main() -> None:
@@ -78,6 +91,7 @@ def main() -> None:
     parser.add_argument("--card", default=str(ROOT / "cards" / "cms2011.yaml"))
     parser.add_argument("--out", default=str(ROOT / "runs" / "validation"))
     parser.add_argument("--rerun", default="neural", help="generators whose existing output is made again")
+    parser.add_argument("--student", default=None, help="card of a distilled student of --card's model")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -86,6 +100,9 @@ def main() -> None:
     # the report compares files with the same truth: the parametric card reads the record with the same rule
     cards["parametric"].truth.stable_ctau_mm = cards["refsim"].truth.stable_ctau_mm
     labels = ["neural", "parametric"]
+    if args.student:
+        cards["student"] = load_card(args.student)
+        labels.insert(1, "student")
     rows = {}
     for process in args.processes.split(","):
         for setting in args.settings.split(","):
@@ -108,14 +125,23 @@ def main() -> None:
                                labels=["refsim", *labels], formats=("png",), progress=False)
             rows[name] = {**summarise(metrics, labels), "means": {k: means(f) for k, f in files.items()},
                           "seconds": seconds}
+            if args.student:
+                against = validate(files["neural"], [files["student"]], folder / "student_report",
+                                   labels=["teacher", "student"], formats=("png",), progress=False)
+                within, compared, outside = within_floor(against, "student", EVENT_AND_JET)
+                rows[name]["student_within_2x_teacher_floor"] = f"{within}/{compared}"
+                rows[name]["student_outside"] = outside
             print(name, json.dumps(rows[name]), flush=True)
     (out / "summary.json").write_text(json.dumps(rows, indent=1))
-    print(f"{'sample':22s} {'closest (all)':>22s} {'closest (event+jet)':>22s} {'event <2x floor':>16s}")
+    print(f"candidates: {' / '.join(labels)}")
+    print(f"{'sample':22s} {'closest (all)':>22s} {'closest (event+jet)':>22s} {'event <2x floor':>16s}"
+          + (f" {'student <2x teacher floor':>26s}" if args.student else ""))
     for name, row in rows.items():
         closest = " / ".join(str(row["closest"][label]) for label in labels)
         event_jet = " / ".join(str(row["closest_event_jet"][label]) for label in labels)
         print(f"{name:22s} {closest:>14s} of {row['observables']:3d} {event_jet:>14s} of "
-              f"{row['event_jet_observables']:3d} {row['event_within_2x_floor']:>16s}")
+              f"{row['event_jet_observables']:3d} {row['event_within_2x_floor']:>16s}"
+              + (f" {row['student_within_2x_teacher_floor']:>26s}" if args.student else ""))
 
 
 if __name__ == "__main__":

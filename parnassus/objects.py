@@ -19,7 +19,7 @@ import vector
 
 from parnassus.card import BTagging, IsolatedObject, JetDefinition, JetFlavor, Objects, TauTagging
 from parnassus.formula import Formula
-from parnassus.pdg import ELECTRON, MUON, NEUTRAL_HADRON, PHOTON
+from parnassus.pdg import ELECTRON, MUON, NEUTRAL_HADRON, PHOTON, has_quark
 
 vector.register_awkward()
 fastjet._swig.ClusterSequence.set_fastjet_banner_stream(None)  # keep stdout clean (pipelines)
@@ -202,10 +202,9 @@ def jet_flavor(jets: ak.Array, history: ak.Array, spec: JetFlavor) -> ak.Array:
         chosen = (((pid >= 1) & (pid <= 5)) | (pid == 21)) & (history.status != 1) & accepted
         code = ak.where(pid == 21, 0, pid)  # a gluon has the lowest priority
     else:
-        bottom = ((pid // 10) % 10 == 5) | ((pid // 100) % 10 == 5) | ((pid // 1000) % 10 == 5)
-        charm = ((pid // 10) % 10 == 4) | ((pid // 100) % 10 == 4) | ((pid // 1000) % 10 == 4)
-        chosen = (pid > 100) & accepted
-        code = ak.where(bottom, 5, ak.where(charm, 4, 0))
+        bottom, charm = has_quark(pid, 5), has_quark(pid, 4)
+        chosen = (bottom | charm) & accepted
+        code = ak.where(bottom, 5, 4)
     best = _largest_within(jets, history[chosen], code[chosen], spec.delta_r)
     if spec.definition == "partons":
         best = np.where(best == 0, 21, best)  # gluons only

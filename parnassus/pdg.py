@@ -64,3 +64,17 @@ def candidate_pid(classes: np.ndarray, charges: np.ndarray) -> np.ndarray:
     """PDG id written for reconstructed candidates: 211/-211, 11/-11, 13/-13, 130, 22."""
     pid = CLASS_PID[classes]  # the id of the positive particle, so the charge's sign gives the id's sign
     return np.where(charges != 0, pid * np.sign(charges), pid).astype(np.int32)
+
+
+def has_quark(pids, quark: int):
+    """Per PDG id: a hadron with ``quark`` (4: charm, 5: bottom) among its quark digits.
+
+    Hadrons are codes with the quark digits n_q2 and n_q3 set (n_q3 = 0 for diquarks) and no SUSY, excited-fermion
+    or nuclear code (digit n of n n_r n_L n_q1 n_q2 n_q3 n_J is 0 or 9, at most 7 digits). Only arithmetic and
+    comparisons: works on numpy and awkward arrays alike.
+    """
+    apid = abs(pids)
+    digits = (apid // 10) % 10, (apid // 100) % 10, (apid // 1000) % 10
+    hadron = (apid > 100) & (apid < 10**7) & (digits[0] > 0) & (digits[1] > 0)
+    hadron = hadron & (((apid // 10**6) == 0) | ((apid // 10**6) == 9))
+    return hadron & ((digits[0] == quark) | (digits[1] == quark) | (digits[2] == quark))

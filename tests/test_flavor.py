@@ -357,3 +357,13 @@ def test_run_output_has_flavor_and_tags_with_delphes_types(example_run):
     assert ak.sum(flavor == 5) > 0.1 * len(flavor)  # ttbar
     assert 0 < ak.sum(jets["Jet.BTag"][jets["Jet.Flavor"] == 5]) < ak.sum(flavor == 5)
     assert ak.all(jets["GenJet.Flavor"] == 0)  # as in Delphes' CMS card
+
+
+def test_heavy_quark_content_of_pdg_codes():
+    from parnassus.pdg import has_quark
+
+    pids = np.array([511, -521, 541, 5122, 4122, -421, 211, 15, 5, 1000005, 5101, 100443, 9000553])
+    np.testing.assert_array_equal(has_quark(pids, 5), [1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1])
+    np.testing.assert_array_equal(has_quark(pids, 4), [0, 0, 1, 0, 1, 1, 0, 0, 0, 0, 0, 1, 0])
+    as_awkward = has_quark(ak.Array([[511, 211], [4122]]), 5)
+    assert as_awkward.tolist() == [[True, False], [False]]

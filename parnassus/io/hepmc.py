@@ -29,7 +29,7 @@ from pyhepmc._core import pyiostream
 from parnassus.card import JetFlavor, TruthCuts
 from parnassus.errors import InputError
 from parnassus.events import HISTORY_FIELDS, TRUTH_FIELDS, RunCounts, TruthBatch, eta_phi
-from parnassus.pdg import charge_and_class, ctau_mm
+from parnassus.pdg import charge_and_class, ctau_mm, has_quark
 
 CHUNK_BYTES = 1 << 20
 EVENT_START = b"\nE "
@@ -364,15 +364,8 @@ def generator_history(pid: np.ndarray, status: np.ndarray, momentum: np.ndarray,
         return np.bincount(parent_of[mask[has_parent]], minlength=n) > 0
 
     keep = (((apid >= 1) & (apid <= 5)) | (apid == 21)) & (status != 1)  # partons
-    # hadrons: quark digits n_q2 and n_q3 set (n_q3 = 0 for diquarks); no SUSY, excited-fermion or nuclear code
-    # (digit n of n n_r n_L n_q1 n_q2 n_q3 n_J 1-8, or 10 digits)
-    index = np.flatnonzero((apid > 100) & (apid < 10**7))
-    code = apid[index]
-    quarks = (code // 10) % 10, (code // 100) % 10, (code // 1000) % 10
-    hadron = (quarks[0] > 0) & (quarks[1] > 0) & (((code // 10**6) == 0) | ((code // 10**6) == 9))
     for flavour in (5, 4):
-        heavy = np.zeros(n, dtype=bool)
-        heavy[index[hadron & ((quarks[0] == flavour) | (quarks[1] == flavour) | (quarks[2] == flavour))]] = True
+        heavy = has_quark(apid, flavour)
         keep |= heavy & ~with_daughter(heavy)  # weakly decaying: no hadron of the same flavour among its daughters
     pt, eta, _ = eta_phi(*momentum[:3, keep])
     keep[keep] = (pt > pt_min) & (np.abs(eta) <= eta_max)
