@@ -24,7 +24,6 @@ from typing import BinaryIO
 
 import numpy as np
 import pyhepmc
-from pyhepmc._core import pyiostream
 
 from parnassus.card import JetFlavor, TruthCuts
 from parnassus.errors import InputError
@@ -208,19 +207,18 @@ class HepMCReader(TruthReader):
         events, start = [], 0
         while start < len(blocks):
             text = self._header + b"".join(b.text for b in blocks[start:]) + END_LISTING + b"\n"
-            reader = pyhepmc.io.ReaderAscii(pyiostream(io.BytesIO(text)))
-            for block in blocks[start:]:
-                start += 1
-                event = pyhepmc.GenEvent()
-                reader.read_event(event)
-                if len(event.particles) != block.n_particles:
-                    self.counts.skip("malformed event")
-                    break  # the reader's state is unknown after a failure: restart after this block
-                selected = self._select(event, block.index)
-                if selected is not None:
-                    events.append(selected)
-            else:
-                break
+            with pyhepmc.open(io.BytesIO(text), format="HepMC3") as reader:
+                for block in blocks[start:]:
+                    start += 1
+                    event = reader.read()
+                    if event is None or len(event.particles) != block.n_particles:
+                        self.counts.skip("malformed event")
+                        break  # the reader's state is unknown after a failure: restart after this block
+                    selected = self._select(event, block.index)
+                    if selected is not None:
+                        events.append(selected)
+                else:
+                    break
         if events:
             yield to_truth_batch(events)
 
