@@ -143,6 +143,9 @@ def distill(card: Card, resume: bool = False, device: str | None = None, progres
     if card.model.kind != "flow":
         raise CardError(f"{card.path}: model.kind: only flow-matching teachers can be distilled (not "
                         f"{card.model.kind!r})")
+    if card.sampling.steps % cfg.student_steps:
+        raise CardError(f"{card.path}: distillation.student_steps: the teacher's grid ({card.sampling.solver}, "
+                        f"{card.sampling.steps} steps) has no state at t = {1 - 1 / cfg.student_steps}")
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     teacher, norm, metadata = load_model(card, str(device))
     objective = Objective(card.model.kind)

@@ -81,6 +81,7 @@ def tiny_card(folder: Path, pairs: Path, **training) -> Path:
     """A card for a tiny model trained on ``pairs`` in ``folder`` (it trains in seconds on a CPU)."""
     data = yaml.safe_load((ROOT / "cards" / "cms2011.yaml").read_text())
     data["generator"]["checkpoint"] = str(folder / "model")
+    data.pop("distillation", None)
     data["model"].update(dim=16, blocks=1, heads=2, event_dim=32, event_blocks=1)
     data["training"].update({"files": [str(pairs)], "steps": 80, "batch_size": 16, "warmup_steps": 5,
                              "checkpoint_every": 20, "validate_every": 20, "learning_rate": 3e-3,

@@ -86,3 +86,19 @@ def test_resume_continues_bit_exact(trained, distilled, tmp_path):
 def test_the_teachers_grid_must_hold_the_students_times(trained, tmp_path):
     with pytest.raises(CardError, match="student_steps: the teacher's grid .* no state at t = 0.5"):
         distill(load_card(distill_card(trained, tmp_path, teacher_steps=3)), progress=False)
+
+
+def test_command_line_errors_are_one_line(trained, tmp_path):
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "parnassus", "distill", "--quiet", "--card", str(trained)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].endswith("distillation needs the 'model', 'training' and "
+                                                           "'distillation' sections")
+    assert "Traceback" not in result.stderr
+    result = subprocess.run(command[:-1] + [str(distill_card(trained, tmp_path)), "--resume"],
+                            capture_output=True, text=True)
+    assert result.returncode == 1 and "--resume: no distillation state in" in result.stderr
+    assert "Traceback" not in result.stderr
