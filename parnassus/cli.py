@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import glob
+import os
 import signal
 import sys
 import threading
@@ -51,24 +53,60 @@ def _device(ctx: click.Context, param: click.Parameter, value: str | None) -> st
     return value
 
 
+def _cluster_options(workers_help: str, workers_default: int | None = None):
+    """The options that say where many jobs run (``run`` with several inputs, ``dataset``)."""
+    def decorate(command):
+        options = [
+            click.option("--workers", type=click.IntRange(min=1), default=workers_default, help=workers_help),
+            click.option("--scheduler", default=None, metavar="ADDRESS",
+                         help="Run on the Dask cluster of this scheduler (tcp://host:8786) instead."),
+            click.option("--cluster", "cluster_kind", default=None, metavar="KIND|FILE",
+                         help="local (default), slurm, htcondor (dask-jobqueue: pip install "
+                              "'parnassus-fastsim[cluster]'), or a YAML file: kind, workers, options."),
+        ]
+        for option in reversed(options):
+            command = option(command)
+        return command
+    return decorate
+
+
+def _cluster_spec(workers: int | None, scheduler: str | None, cluster_kind: str | None):
+    """The :class:`~parnassus.engine.ClusterSpec` of the command line's options (one-line errors)."""
+    from dataclasses import replace
+
+    from parnassus.engine import ClusterSpec, cluster_config
+
+    if scheduler is not None and cluster_kind is not None:
+        raise click.UsageError("--scheduler and --cluster exclude each other")
+    spec = cluster_config(cluster_kind) if cluster_kind is not None else ClusterSpec()
+    return replace(spec, scheduler=scheduler, workers=workers or spec.workers)
+
+
 def _simulation_options(command):
-    """INPUT, OUTPUT and the options shared by ``run`` and ``refsim``."""
+    """INPUT... OUTPUT and the options shared by ``run`` and ``refsim``."""
     options = [
-        click.argument("input_path", metavar="INPUT", type=click.Path(allow_dash=True)),
-        click.argument("output_path", metavar="OUTPUT", type=click.Path()),  # checked by run(): one-line errors
+        click.argument("paths", metavar="INPUT... OUTPUT", nargs=-1, required=True,
+                       type=click.Path(allow_dash=True)),  # checked by run() and the engine: one-line errors
         click.option("-n", "--max-events", type=click.IntRange(min=1), default=None,
-                     help="Read at most N events (a .cmnd card: generate N)."),
-        click.option("--skip", type=click.IntRange(min=0), default=0, help="Skip the first N input events."),
+                     help="Read at most N events of each input (a .cmnd card: generate N)."),
+        click.option("--skip", type=click.IntRange(min=0), default=0, help="Skip the first N events of each input."),
         click.option("--seed", type=int, default=None, callback=_seed,
                      help="Random seed, >= 0 (default: the card's sampling.seed)."),
         click.option("--device", default=None, help="cpu, cuda, ... (default: the card's sampling.device)."),
         click.option("--batch-size", type=click.IntRange(min=1), default=None,
                      help="Events per batch (default: the card's sampling.batch_size)."),
+        click.option("--oversample", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Simulate every event K times with independent random streams (Event.Replica; "
+                          "weights / K)."),
+        click.option("--split-events", type=click.IntRange(min=0), default=None,
+                     help="Several inputs: cut a HepMC3 input with more events into ranges of this many, run in "
+                          "parallel (default 20000; 0: never)."),
         click.option("--quiet", is_flag=True, help="No progress bar."),
     ]
     for option in reversed(options):
         command = option(command)
-    return command
+    return _cluster_options("Several inputs: worker processes on this machine (default: its cores); "
+                            "with --cluster slurm/htcondor, batch jobs.")(command)
 
 
 class _Signalled(KeyboardInterrupt):
@@ -133,21 +171,28 @@ def _user_errors(interrupted: Callable[[], str] = lambda: "no output written") -
         sys.exit(128 + signum)
 
 
-def _simulate(card_path: str, input_path: str, output_path: str, kind: str | None = None, **options) -> None:
-    """``run`` and ``refsim``: one-line errors; a signal exits 128 + its number and leaves no temporary file."""
+def _simulate(card_path: str, paths: tuple[str, ...], kind: str | None = None, **options) -> None:
+    """``run`` and ``refsim``: one input into one file in this process, or several inputs (a glob, or cluster
+    options) on the engine. One-line errors; a signal exits 128 + its number and leaves no temporary file."""
+    if len(paths) < 2:
+        raise click.UsageError("give INPUT and OUTPUT (or several INPUTs and an OUTPUT folder)")
+    *inputs, output_path = paths
+    where = {name: options.pop(name) for name in ("workers", "scheduler", "cluster_kind")}
+    split_events = options.pop("split_events")
+    if len(inputs) > 1 or any(value is not None for value in where.values()) or split_events is not None \
+            or any(glob.has_magic(path) and not os.path.exists(path) for path in inputs):
+        _simulate_many(card_path, inputs, output_path, kind, where, split_events, **options)
+        return
+    input_path = inputs[0]
     result = None
 
     def interrupted() -> str:
         return f"{output_path} was written" if result is not None else "no output written"
 
     with _user_errors(interrupted):
-        from parnassus.card import load_card
-        from parnassus.errors import CardError
         from parnassus.run import run as run_simulation
 
-        card = load_card(card_path)
-        if kind is not None and card.generator.kind != kind:
-            raise CardError(f"{card_path}: generator.kind: expected '{kind}', got '{card.generator.kind}'")
+        card = _load_simulation_card(card_path, kind)
         quiet = options.pop("quiet")
         result = run_simulation(card, input_path, output_path, progress=not quiet, **options)
         for warning in result.warnings:
@@ -155,39 +200,92 @@ def _simulate(card_path: str, input_path: str, output_path: str, kind: str | Non
         click.echo(_summary(result.counts, result.seconds, output_path, card.truth.max_particles), err=True)
 
 
+def _load_simulation_card(card_path: str, kind: str | None):
+    from parnassus.card import load_card
+    from parnassus.errors import CardError
+
+    card = load_card(card_path)
+    if kind is not None and card.generator.kind != kind:
+        raise CardError(f"{card_path}: generator.kind: expected '{kind}', got '{card.generator.kind}'")
+    return card
+
+
+def _simulate_many(card_path: str, inputs: list[str], output_path: str, kind: str | None, where: dict,
+                   split_events: int | None, *, max_events: int | None, skip: int, seed: int | None,
+                   device: str | None, batch_size: int | None, oversample: int, quiet: bool) -> None:
+    """Several inputs (or a glob, or a cluster): one output per input, on the Dask engine."""
+    from pathlib import Path
+
+    with _user_errors(lambda: "finished outputs (and finished ranges of split inputs) are kept; run the command "
+                              "again to resume"):
+        from parnassus import engine
+
+        card = _load_simulation_card(card_path, kind)
+        spec = _cluster_spec(**where)
+        expanded = engine.expand_inputs(inputs)
+        seed = card.sampling.seed if seed is None else seed
+        output = Path(output_path)
+        if len(expanded) == 1 and not (output_path.endswith(("/", os.sep)) or output.is_dir()):
+            jobs = [engine.Job(expanded[0], output, seed, skip, max_events)]  # one input into one file
+        else:
+            jobs = engine.folder_jobs(expanded, output, seed, skip, max_events)
+        settings = engine.Settings(batch_size=batch_size, device=device, oversample=oversample,
+                                   split_events=engine.SPLIT_EVENTS if split_events is None else split_events)
+        result = engine.run_jobs(card, jobs, settings, spec, progress=not quiet,
+                                 log=lambda line: click.echo(line, err=True))
+        done_before = sum(job.done_before for job in result.jobs)
+        made = [job for job in result.jobs if not job.done_before and job.error is None]
+        written = sum(job.counts.written for job in made)
+        totals = result.totals()
+        skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(totals.skipped.items())) or "none"
+        click.echo(f"{len(jobs)} inputs ({done_before} done before, {len(result.failed)} failed): events read "
+                   f"{totals.read}, written {totals.written}, skipped {sum(totals.skipped.values())} ({skipped}), "
+                   f"truncated to {card.truth.max_particles} particles {totals.truncated}; "
+                   f"{written / result.seconds if result.seconds > 0 else 0.0:.1f} events/s -> {output_path}",
+                   err=True)
+        if result.failed:
+            from parnassus.errors import ParnassusError
+
+            reasons = "; ".join(job.error for job in result.failed)
+            raise ParnassusError(f"{len(result.failed)} of {len(jobs)} inputs failed, their outputs are not "
+                                 f"written: {reasons}")
+
+
 @main.command()
 @click.option("--card", "card_path", required=True, type=click.Path(dir_okay=False), help=CARD_HELP)
 @_simulation_options
-def run(card_path: str, input_path: str, output_path: str, **options) -> None:
+def run(card_path: str, paths: tuple[str, ...], **options) -> None:
     """Simulate the events of INPUT and write a Delphes-layout ROOT file OUTPUT.
 
     INPUT is a HepMC3 file ('-' for stdin) or a Pythia 8 card (.cmnd) that generates the truth events on the
-    fly (needs pythia8mc and -n; seeded from --seed).
+    fly (needs pythia8mc and -n; seeded from --seed). Several INPUTs (files or quoted globs) and an OUTPUT folder
+    run on Dask (a local cluster, --scheduler or --cluster): one OUTPUT/<input name>.root per input, the same as
+    running each alone; inputs whose output exists are skipped, so a rerun resumes.
     """
-    _simulate(card_path, input_path, output_path, **options)
+    _simulate(card_path, paths, **options)
 
 
 @main.command()
 @click.option("--config", "card_path", required=True, type=click.Path(dir_okay=False),
               help="Reference-simulation card (generator.kind: refsim): refsim_cms2011 or a YAML file.")
 @_simulation_options
-def refsim(card_path: str, input_path: str, output_path: str, **options) -> None:
+def refsim(card_path: str, paths: tuple[str, ...], **options) -> None:
     """Run the reference detector simulation (refsim) on INPUT; same inputs and output layout as `run`."""
-    _simulate(card_path, input_path, output_path, kind="refsim", **options)
+    _simulate(card_path, paths, kind="refsim", **options)
 
 
 @main.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--out", "output", type=click.Path(file_okay=False), default=None,
               help="Output directory (default: the spec's output).")
-@click.option("--workers", type=click.IntRange(min=1), default=2, help="Parallel processes.")
+@_cluster_options("Worker processes on this machine; with --cluster slurm/htcondor, batch jobs.", 2)
 @click.option("--only", multiple=True, help="Make only this sample (repeatable).")
-def dataset(spec: str, output: str | None, workers: int, only: tuple[str, ...]) -> None:
+def dataset(spec: str, output: str | None, only: tuple[str, ...], **where) -> None:
     """Produce the training/test pairs of a dataset SPEC with refsim (resumable; see cards/dataset_cms2011.yaml)."""
     from parnassus.dataset import produce
 
     with _user_errors(lambda: "the chunks already written are kept; run the command again to resume"):
-        produce(spec, output, workers=workers, only=list(only) or None,
+        produce(spec, output, cluster=_cluster_spec(**where), only=list(only) or None,
                 log=lambda line: click.echo(line, err=True))
 
 

@@ -5,19 +5,19 @@ card (or HepMC3 file), a number of events and a seed each. The card's pileup poo
 missing (as the card's pileup section says), so the parallel chunks never race to make it. Every sample
 is cut into chunks of ``chunk_events``; each chunk is one ``run`` of the card, seeded with
 ``seed * 100000 + chunk``, written atomically to ``OUT/<sample>/<sample>_<chunk>.root``. Chunks run in
-parallel processes; a chunk whose file exists is done, so an interrupted production resumes where it stopped.
+parallel on Dask (:mod:`parnassus.engine`: local worker processes, a scheduler or a batch system); a chunk whose
+file exists is done, so an interrupted production resumes where it stopped.
 """
 
 from __future__ import annotations
 
-import signal
-import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from parnassus.card import load_card, load_yaml
-from parnassus.errors import CardError
+from parnassus.engine import ClusterSpec
+from parnassus.errors import CardError, ParnassusError
 
 SEED_STRIDE = 100_000  # chunk seeds of different samples never collide below this many chunks
 
@@ -72,18 +72,13 @@ def plan(spec: DatasetSpec, output: Path, only: list[str] | None = None) -> list
     return chunks
 
 
-def _run_chunk(card_path: str, chunk: Chunk) -> tuple[Chunk, int, float]:
-    from parnassus.run import run
-
-    chunk.path.parent.mkdir(parents=True, exist_ok=True)
-    result = run(load_card(card_path), chunk.source, chunk.path, max_events=chunk.events, seed=chunk.seed,
-                 progress=False)
-    return chunk, result.counts.written, result.seconds
-
-
 def produce(spec_path: str | Path, output: str | Path | None = None, workers: int = 2,
-            only: list[str] | None = None, log=print) -> int:
-    """Make the card's pileup pool (if missing) and every missing chunk; returns the number of chunks made."""
+            only: list[str] | None = None, log: Callable[[str], None] = print,
+            cluster: ClusterSpec | None = None) -> int:
+    """Make the card's pileup pool (if missing) and every missing chunk on a Dask cluster (``cluster``; default a
+    local one of ``workers`` processes); returns the number of chunks made. A chunk that fails is reported when
+    the others are done, as a one-line :class:`~parnassus.errors.ParnassusError`."""
+    from parnassus.engine import Job, Settings, run_jobs
     from parnassus.refsim.pileup import ensure_pool
 
     spec_path = Path(spec_path)
@@ -94,40 +89,18 @@ def produce(spec_path: str | Path, output: str | Path | None = None, workers: in
         raise CardError(f"{spec.card}: generator.kind: a dataset needs a refsim card")
     pileup = card.generator.refsim.pileup
     if pileup is not None and card.generator.refsim.effects.pileup and pileup.mu > 0:
-        ensure_pool(pileup)  # once, here: the worker processes then only read it
+        ensure_pool(pileup)  # once, here: the workers then only read it
     output = Path(output) if output is not None else (base / spec.output).resolve()
+    cluster = cluster or ClusterSpec(workers=workers)
     chunks = plan(spec, output, only)
     todo = [c for c in chunks if not c.path.exists()]
-    log(f"{len(chunks)} chunks, {len(chunks) - len(todo)} already done, {len(todo)} to make with {workers} workers")
-    start, events = time.perf_counter(), 0
-    pool = ProcessPoolExecutor(max_workers=workers, initializer=_interruptible_worker)
-    try:
-        futures = [pool.submit(_run_chunk, str(spec.card), chunk) for chunk in todo]
-        for done, future in enumerate(as_completed(futures), 1):
-            chunk, written, seconds = future.result()
-            events += written
-            elapsed = time.perf_counter() - start
-            log(f"[{done}/{len(todo)}] {chunk.path.name}: {written} events in {seconds:.0f} s; "
-                f"total {events} events, {events / elapsed:.1f} events/s")
-    except BaseException:  # a failed chunk, Ctrl-C or a signal: stop the chunks in progress, which clean up
-        for process in list(pool._processes.values()):  # no public API lists an executor's processes
-            process.terminate()
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    pool.shutdown()
+    where = cluster.scheduler or f"{cluster.workers} {'workers' if cluster.kind == 'local' else cluster.kind + ' jobs'}"
+    log(f"{len(chunks)} chunks, {len(chunks) - len(todo)} already done, {len(todo)} to make with {where}")
+    if not todo:
+        return 0
+    jobs = [Job(str(chunk.source), chunk.path, chunk.seed, max_events=chunk.events) for chunk in todo]
+    result = run_jobs(card, jobs, Settings(split_events=0), cluster, progress=False, log=log, check_done=False)
+    if result.failed:
+        reasons = "; ".join(job.error for job in result.failed)
+        raise ParnassusError(f"{len(result.failed)} of {len(todo)} chunks failed: {reasons}")
     return len(todo)
-
-
-def _stop(signum: int, frame: object) -> None:
-    for name in ("SIGTERM", "SIGHUP"):  # once: the cleanup is not interrupted
-        signal.signal(getattr(signal, name), signal.SIG_IGN)
-    raise SystemExit(128 + signum)
-
-
-def _interruptible_worker() -> None:
-    """In a worker: SIGTERM (sent by :func:`produce` when it stops) or SIGHUP unwinds the chunk in progress,
-    whose writer removes its temporary file, and ends the worker quietly; SIGINT is left to the parent (Ctrl-C
-    reaches the whole process group), which then stops the workers."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for name in ("SIGTERM", "SIGHUP"):
-        signal.signal(getattr(signal, name), _stop)

@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from parnassus.card import Card
 from parnassus.errors import CardError
-from parnassus.io.atomic import atomic_path
+from parnassus.io.atomic import atomic_path, make_folder
 from parnassus.nn.checkpoint import load_model, save_model
 from parnassus.nn.data import Batch, ParticleSets, load_pairs, make_batch
 from parnassus.nn.model import Parnassus
@@ -151,7 +151,7 @@ def distill(card: Card, resume: bool = False, device: str | None = None, progres
     objective = Objective(card.model.kind)
     grid = student_grid(cfg.student_steps)
     folder = cfg.checkpoint
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder)
     state_file, cache_file, log_file = folder / "state.pt", folder / "trajectories.pt", folder / "training_log.csv"
     if resume and not state_file.exists():
         raise CardError(f"{card.path}: --resume: no distillation state in {folder}")

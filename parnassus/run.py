@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,12 +34,14 @@ class RunResult:
         return self.counts.written / self.seconds if self.seconds > 0 else 0.0
 
 
-def batch_collections(batch: TruthBatch, pfcs: ak.Array, objects: Objects, seed: int = 0) -> dict[str, ak.Array]:
+def batch_collections(batch: TruthBatch, pfcs: ak.Array, objects: Objects, seed: int = 0,
+                      replica: int | None = None, replicas: int = 1) -> dict[str, ak.Array]:
     """All output collections of one batch, given its truth particles and its particle-flow candidates.
 
-    ``seed`` (the run's) fixes the jet-tagging draws of each event by its position in the input.
+    ``seed`` (the run's) fixes the jet-tagging draws of each event by its position in the input. ``replica`` and
+    ``replicas``: see :func:`~parnassus.io.delphes.truth_collections` (oversampled runs).
     """
-    return {**truth_collections(batch), **pfc_collections(pfcs),
+    return {**truth_collections(batch, replica, replicas), **pfc_collections(pfcs),
             **build_objects(batch.particles, pfcs, objects, history=batch.history, seed=seed, events=batch.index)}
 
 
@@ -48,12 +51,38 @@ def simulate(batch: TruthBatch, generator: Generator, card: Card, seed: int) -> 
     return batch_collections(batch, generator(batch, seed), card.objects, seed)
 
 
+def replica_seed(seed: int, replica: int) -> int:
+    """The seed of replica ``replica`` of an oversampled run: the run's ``seed`` for replica 0 (so that it equals
+    a plain run), else one derived from (seed, replica), which starts independent random streams."""
+    if replica == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, replica]).generate_state(1)[0])
+
+
+def simulate_oversampled(batch: TruthBatch, generator: Generator, card: Card, seed: int, oversample: int) -> dict:
+    """All output collections of one batch, every event simulated ``oversample`` times with independent random
+    streams (:func:`replica_seed`, for the generator and the jet tagging), replicas of an event next to each other,
+    each with its replica index and 1/oversample of the event weight. ``oversample`` 1: :func:`simulate`."""
+    if oversample == 1:
+        return simulate(batch, generator, card, seed)
+    replicas = []
+    for replica in range(oversample):
+        replica_run_seed = replica_seed(seed, replica)
+        replicas.append(batch_collections(batch, generator(batch, replica_run_seed), card.objects, replica_run_seed,
+                                          replica=replica, replicas=oversample))
+    event_major = np.arange(len(batch) * oversample).reshape(oversample, len(batch)).T.ravel()
+    return {name: ak.concatenate([replica[name] for replica in replicas])[event_major] for name in replicas[0]}
+
+
 def run(card: Card, input_path: str | Path, output_path: str | Path, *, max_events: int | None = None,
         skip: int = 0, seed: int | None = None, batch_size: int | None = None, device: str | None = None,
-        progress: bool = True, prefetch: bool = True) -> RunResult:
+        progress: bool = True, prefetch: bool = True, oversample: int = 1,
+        report: Callable[[int], None] | None = None) -> RunResult:
     """Simulate the events of ``input_path`` with ``card`` and write a Delphes-layout ROOT file.
 
     ``output_path`` appears only at the end (temporary file + rename); it must not be ``input_path``.
+    ``oversample`` K: every event is simulated K times (:func:`simulate_oversampled`); ``written`` counts the K
+    replicas. ``report``: called after every batch with the number of input events read so far.
     """
     check_output_path(output_path, input_path)
     seed = card.sampling.seed if seed is None else seed
@@ -72,12 +101,14 @@ def run(card: Card, input_path: str | Path, output_path: str | Path, *, max_even
     with DelphesWriter(output_path) as writer, tqdm(total=max_events, unit="ev", disable=None if progress else True,
                                                     dynamic_ncols=True) as bar:
         for batch in prefetched(reader) if prefetch else reader:
-            writer.write(simulate(batch, generator, card, seed))
-            counts.written += len(batch)
+            writer.write(simulate_oversampled(batch, generator, card, seed, oversample))
+            counts.written += len(batch) * oversample
             bar.update(counts.read - bar.n)
+            if report is not None:
+                report(counts.read)
         bar.update(counts.read - bar.n)
         if writer.entries == 0:  # still write a valid (empty) tree with every collection
-            writer.write(simulate(TruthBatch.empty(), generator, card, seed))
+            writer.write(simulate_oversampled(TruthBatch.empty(), generator, card, seed, oversample))
         seconds = time.perf_counter() - start
         counts.model_truncated = getattr(generator, "truncated", 0)
         counts.model_outside_acceptance = getattr(generator, "outside_acceptance", 0)
@@ -85,7 +116,8 @@ def run(card: Card, input_path: str | Path, output_path: str | Path, *, max_even
         writer.commit(run_metadata(card, input_path, counts, warnings, seconds,
                                    generator=card.generator.kind,
                                    checkpoint=str(card.generator.checkpoint) if card.generator.checkpoint else None,
-                                   seed=seed, batch_size=batch_size, device=used_device(generator)))
+                                   seed=seed, batch_size=batch_size, device=used_device(generator),
+                                   oversample=oversample))
     return RunResult(counts, seconds, warnings)
 
 

@@ -11,12 +11,19 @@ events. Every ``checkpoint_every`` steps the full state (``state.pt``: weights, 
 list, the train/validation split and the normalisation) and the EMA model (``model.safetensors``) are
 written, so ``--resume`` continues bit-exact on the same split and standardisation (it refuses if the
 training files changed).
-Multi-GPU: launched with ``torchrun``, each process trains on its share of every batch and gradients are
-averaged across processes (all-reduce, as DDP does) before each step.
+Several processes (``torchrun``; GPUs, or CPUs with the gloo backend): the model is wrapped in
+``DistributedDataParallel``. Every process draws the same global batch of ``batch_size`` events and the same noise
+(neither depends on the number of processes), and trains on its shard of the batch's events (rank r: events r,
+r + W, ... of the W processes, the split of a ``DistributedSampler`` without its padding, so no event is dropped or
+repeated); each process's loss is its share of the global batch's loss (sums over its events divided by the
+batch's event and candidate counts), so DDP's averaged gradient is the gradient of the global loss: training
+gives the weights of one process with the same ``batch_size``, up to rounding, and ``--resume`` continues with any
+number of processes. Rank 0 alone writes the log and the checkpoints.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import glob
@@ -33,7 +40,7 @@ from tqdm import tqdm
 
 from parnassus.card import Card
 from parnassus.errors import CardError
-from parnassus.io.atomic import atomic_path
+from parnassus.io.atomic import atomic_path, make_folder
 from parnassus.nn.checkpoint import save_model
 from parnassus.nn.data import Batch, load_pairs, make_batch, normalisation
 from parnassus.nn.features import EVENT_FEATURES, N_CLASSES, PARTICLE_FEATURES, Normalisation
@@ -59,40 +66,57 @@ def architecture(card: Card) -> Architecture:
                         n_classes=N_CLASSES)
 
 
-def _masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    if mask is None:
-        return values.mean()
-    weights = mask.to(values.dtype)
-    return torch.where(mask, values, torch.zeros_like(values)).sum() / weights.sum().clamp(min=1.0)
-
-
-def regression_loss(output: torch.Tensor, target: torch.Tensor, kind: str, mask: torch.Tensor | None = None
-                    ) -> torch.Tensor:
-    """Flow: MSE + (1 - cosine similarity) per token (paper eq. 4); diffusion: MSE on v."""
+def regression_loss(output: torch.Tensor, target: torch.Tensor, kind: str, mask: torch.Tensor | None = None,
+                    count: torch.Tensor | int | None = None) -> torch.Tensor:
+    """Flow: MSE + (1 - cosine similarity) per token (paper eq. 4); diffusion: MSE on v. The mean over the items
+    (the tokens where ``mask``), or their sum divided by ``count`` (a shard's share of a whole batch's mean)."""
     per_item = ((output - target) ** 2).mean(dim=-1)
     if kind == "flow":
         per_item = per_item + 1 - F.cosine_similarity(output, target, dim=-1, eps=1e-8)
-    return _masked_mean(per_item, mask)
+    if mask is not None:
+        per_item = torch.where(mask, per_item, torch.zeros_like(per_item))
+    if count is None:
+        count = mask.sum() if mask is not None else per_item.numel()
+    return per_item.sum() / torch.as_tensor(count, dtype=per_item.dtype, device=per_item.device).clamp(min=1.0)
 
 
-def losses(model: Parnassus, batch: Batch, objective: Objective, time_power: float, generator: torch.Generator
-           ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(event-level loss, PFC-level loss) of one batch."""
+def losses(model: Parnassus, batch: Batch, objective: Objective, time_power: float, generator: torch.Generator,
+           rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(event-level loss, PFC-level loss) of one batch.
+
+    ``rows``: only these events of the batch are computed; the noise is the one drawn for the whole batch and the
+    losses are their share of the whole batch's (the shares of disjoint ``rows`` add up to the batch's losses).
+    """
     kind, device = objective.kind, batch.truth.device
     n = batch.truth.shape[0]
+    part = batch if rows is None else Batch(*(getattr(batch, name)[rows] for name in batch.__dataclass_fields__))
 
     def noisy(x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         t = sample_time(n, time_power, generator, device=device)
         eps = torch.randn(x0.shape, generator=generator, device=device)
-        return objective.path.interpolate(x0, eps, t), t, objective.target(x0, eps, t)
+        drawn = objective.path.interpolate(x0, eps, t), t, objective.target(x0, eps, t)
+        return drawn if rows is None else tuple(x[rows] for x in drawn)
 
     x_t, t, target = noisy(batch.pfc_event)
-    condition = model.event.condition(batch.truth, batch.truth_mask, batch.truth_event)
-    event_loss = regression_loss(model.event(x_t, t, condition), target, kind)
+    condition = model.event.condition(part.truth, part.truth_mask, part.truth_event)
+    event_loss = regression_loss(model.event(x_t, t, condition), target, kind, count=n)
     x_t, t, target = noisy(batch.pfc)
-    cache = model.pfc.encode(batch.truth, batch.truth_mask, batch.truth_event, batch.pfc_event)
-    output = model.pfc(x_t, t, batch.pfc_class, batch.pfc_mask, cache)
-    return event_loss, regression_loss(output, target, kind, batch.pfc_mask)
+    cache = model.pfc.encode(part.truth, part.truth_mask, part.truth_event, part.pfc_event)
+    output = model.pfc(x_t, t, part.pfc_class, part.pfc_mask, cache)
+    return event_loss, regression_loss(output, target, kind, part.pfc_mask, count=batch.pfc_mask.sum())
+
+
+class _StepLosses(torch.nn.Module):
+    """The losses of a training step as one module call, which DistributedDataParallel wraps to synchronise the
+    gradients of the model's parameters."""
+
+    def __init__(self, model: Parnassus, objective: Objective, time_power: float):
+        super().__init__()
+        self.model, self.objective, self.time_power = model, objective, time_power
+
+    def forward(self, batch: Batch, generator: torch.Generator, rows: torch.Tensor | None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        return losses(self.model, batch, self.objective, self.time_power, generator, rows)
 
 
 class Lion(torch.optim.Optimizer):
@@ -140,13 +164,17 @@ def _batch_indices(step: int, n_train: int, batch_size: int, seed: int) -> np.nd
     return order[position * batch_size:(position + 1) * batch_size]
 
 
-def _distributed() -> tuple[int, int]:
+def _world() -> tuple[int, int]:
     """(rank, world size) when launched by torchrun, else (0, 1)."""
     if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
-        if not torch.distributed.is_initialized():
-            torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+        return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     return 0, 1
+
+
+def _join(device: torch.device) -> None:
+    """Join torchrun's process group: NCCL for GPUs, gloo for CPUs."""
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
 
 
 def train(card: Card, output: Path | None = None, resume: bool = False, device: str | None = None,
@@ -158,14 +186,17 @@ def train(card: Card, output: Path | None = None, resume: bool = False, device: 
     folder = Path(output) if output is not None else card.generator.checkpoint
     if folder is None:
         raise CardError(f"{card.path}: generator.checkpoint: the folder to write the model to")
-    rank, world = _distributed()
+    rank, world = _world()
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cuda" and world > 1:
-        device = torch.device("cuda", rank % torch.cuda.device_count())
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)) % torch.cuda.device_count())
+        torch.cuda.set_device(device)
+    if world > 1:
+        _join(device)
     torch.manual_seed(cfg.seed)
 
     files = training_files(card)
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder)
     state_file, log_file = folder / "state.pt", folder / "training_log.csv"
     state = None
     if resume:
@@ -205,10 +236,12 @@ def train(card: Card, output: Path | None = None, resume: bool = False, device: 
         ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
         start = state["step"]
-    elif log_file.exists():
+    elif log_file.exists() and rank == 0:
         log_file.unlink()
     steps = cfg.steps if max_steps is None else min(cfg.steps, max_steps)
-    per_rank = max(1, cfg.batch_size // world)
+    step_losses = _StepLosses(model, objective, cfg.time_power)
+    if world > 1:
+        step_losses = torch.nn.parallel.DistributedDataParallel(step_losses)
 
     def evaluate() -> tuple[float, float]:
         generator = torch.Generator(device=device).manual_seed(cfg.seed)
@@ -218,44 +251,44 @@ def train(card: Card, output: Path | None = None, resume: bool = False, device: 
         return float(event_loss), float(pfc_loss)
 
     began = time.perf_counter()
-    with open(log_file, "a", newline="") as handle, tqdm(total=steps, initial=start, disable=not progress or rank,
-                                                          unit="step") as bar:
-        log = csv.writer(handle)
-        if start == 0:
+    with contextlib.ExitStack() as stack:
+        bar = stack.enter_context(tqdm(total=steps, initial=start, disable=not progress or rank > 0, unit="step"))
+        handle = stack.enter_context(open(log_file, "a", newline="")) if rank == 0 else None
+        log = csv.writer(handle) if handle is not None else None
+        if log is not None and start == 0:
             log.writerow(["step", "learning_rate", "event_loss", "pfc_loss", "validation_event_loss",
                           "validation_pfc_loss", "seconds"])
         for step in range(start, steps):
             index = _batch_indices(step, len(train_index), cfg.batch_size, cfg.seed)
-            index = index[rank * per_rank:(rank + 1) * per_rank]
             batch = make_batch(train_truth.take(index), train_pfc.take(index), norm,
-                               np.random.default_rng([cfg.seed, step, rank])).to(device)
-            generator = torch.Generator(device=device).manual_seed(cfg.seed * 1_000_003 + step * 101 + rank)
+                               np.random.default_rng([cfg.seed, step, 0])).to(device)
+            rows = torch.arange(rank, len(index), world, device=device) if world > 1 else None  # this rank's shard
+            generator = torch.Generator(device=device).manual_seed(cfg.seed * 1_000_003 + step * 101)
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(step, card)
             with autocast:
-                event_loss, pfc_loss = losses(model, batch, objective, cfg.time_power, generator)
+                event_loss, pfc_loss = step_losses(batch, generator, rows)
             optimizer.zero_grad(set_to_none=True)
-            (event_loss + pfc_loss).backward()
-            if world > 1:
-                for parameter in model.parameters():
-                    if parameter.grad is not None:
-                        torch.distributed.all_reduce(parameter.grad)
-                        parameter.grad /= world
+            ((event_loss + pfc_loss) * world).backward()  # DDP averages the shards' gradients: their sum is wanted
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.gradient_clip)
             optimizer.step()
             decay = min(cfg.ema_decay, (1 + step) / (10 + step))
             with torch.no_grad():
                 for e, p in zip(ema.parameters(), model.parameters(), strict=True):
                     e.lerp_(p, 1 - decay)
+            shares = torch.stack([event_loss.detach().float(), pfc_loss.detach().float()])
+            if world > 1:
+                torch.distributed.all_reduce(shares)  # the whole batch's losses, for the log
+            event_loss, pfc_loss = shares.tolist()
             bar.update(1)
-            event_loss, pfc_loss = event_loss.item(), pfc_loss.item()
             bar.set_postfix(event=f"{event_loss:.3f}", pfc=f"{pfc_loss:.3f}")
             done = step + 1
+            if log is None:
+                continue
             validation_losses = evaluate() if done % cfg.validate_every == 0 or done == cfg.steps else ("", "")
-            if rank == 0:
-                log.writerow([done, learning_rate(step, card), event_loss, pfc_loss, *validation_losses,
-                              round(time.perf_counter() - began, 1)])
-            if rank == 0 and (done % cfg.checkpoint_every == 0 or done == steps):
+            log.writerow([done, learning_rate(step, card), event_loss, pfc_loss, *validation_losses,
+                          round(time.perf_counter() - began, 1)])
+            if done % cfg.checkpoint_every == 0 or done == steps:
                 handle.flush()
                 provenance["steps"] = done
                 save_model(ema, norm, card, provenance, folder)
@@ -264,4 +297,6 @@ def train(card: Card, output: Path | None = None, resume: bool = False, device: 
                                 "optimizer": optimizer.state_dict(), "step": done, "files": provenance["files"],
                                 "train_index": train_index, "validation_index": validation_index,
                                 "normalisation": norm.as_dict()}, temporary)
+    if world > 1:
+        torch.distributed.barrier()  # every process returns once rank 0 has written the last checkpoint
     return folder

@@ -31,7 +31,7 @@ from parnassus.io.pythia import PythiaReader
 from parnassus.pdg import CHARGED_HADRON, NEUTRAL_HADRON, charge_and_class
 from parnassus.run import run
 
-from .conftest import CARD, EXAMPLE, ROOT, SIMPLE_EVENT, make_event, write_events
+from .conftest import CARD, EXAMPLE, ROOT, SIMPLE_EVENT, make_event, tiny_card, write_events
 
 PYTHIA_CARD = ROOT / "examples" / "ttbar_7TeV.cmnd"
 PREVIOUS = b"previous output, not to be touched\n"
@@ -534,3 +534,17 @@ def test_train_interrupted_keeps_the_last_checkpoint(tmp_path):
     assert process.returncode == 143 and stderr.strip().splitlines() == [
         "terminated by SIGTERM: the last checkpoint's state is kept; continue with --resume"], stderr
     assert leftovers(tmp_path) == [] and torch.load(state, weights_only=False)["step"] >= 2
+
+
+@pytest.mark.parametrize("command", ["pythia", "train"])
+def test_writing_into_a_folder_that_cannot_exist_is_a_one_line_error(command, tmp_path, pairs):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    if command == "pythia":
+        result = invoke("pythia", ROOT / "examples" / "ttbar_7TeV.cmnd", "-n", "1", blocker / "x.hepmc")
+        message = "x.hepmc: cannot write (Not a directory)"
+    else:
+        result = invoke("train", "--quiet", "--card", tiny_card(tmp_path, pairs), "--out", blocker / "model")
+        message = "model: cannot create the folder (Not a directory)"
+    assert_one_line_error(result, message)
+    assert blocker.read_text() == "not a folder"

@@ -4,11 +4,14 @@ signals wait for."""
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from parnassus.errors import OutputError
 
 _deferring = 0  # depth of nested signals_deferred blocks
 _pending: list[int] = []  # signals whose handler deferred itself
@@ -47,13 +50,34 @@ def deferred(signum: int) -> bool:
 def make_temporary(path: Path) -> Path:
     """A new empty file ``.<name>.<random>.part<last suffix>`` next to ``path`` (the suffix keeps, e.g., the
     compression that a writer infers from ``.gz``), with the permissions a plain new file would get."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + "".join(path.suffixes[-1:]),
-                                         dir=path.parent if str(path.parent) else ".")
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + "".join(path.suffixes[-1:]),
+                                             dir=path.parent if str(path.parent) else ".")
+    except OSError as error:  # a missing or read-only folder, a full disk
+        raise OutputError(f"{path}: cannot write ({error.strerror or error})") from None
     os.close(handle)
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(temporary, 0o666 & ~umask)  # mkstemp creates 0600
     return Path(temporary)
+
+
+def temporaries(path: str | Path) -> list[Path]:
+    """The temporary files that :func:`make_temporary` made for ``path`` and that are still there (a writer that
+    was killed leaves its own)."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    return sorted(folder.glob(f".{glob.escape(path.name)}.*.part*"))
+
+
+def make_folder(folder: Path) -> Path:
+    """``folder`` and its missing parents; a one-line :class:`OutputError` if it cannot be made (read-only or full
+    file system, a file in the way)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"{folder}: cannot create the folder ({error.strerror or error})") from None
+    return folder
 
 
 @contextlib.contextmanager

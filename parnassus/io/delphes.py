@@ -29,8 +29,13 @@ METADATA_KEY = "parnassus_metadata"
 _KEEP_64BIT = {"Number"}
 
 
-def truth_collections(batch: TruthBatch) -> dict[str, ak.Array]:
-    """``Event``, ``Weight`` and ``Particle`` (the accepted truth particles) for a batch."""
+def truth_collections(batch: TruthBatch, replica: int | None = None, replicas: int = 1) -> dict[str, ak.Array]:
+    """``Event``, ``Weight`` and ``Particle`` (the accepted truth particles) for a batch.
+
+    An oversampled run (``replicas`` simulations of every truth event) gives ``replica``, the index of this
+    simulation: it is written as the extra leaf ``Event.Replica``, which analyses written for Delphes ignore, and
+    the event weights are divided by ``replicas`` so that sums of weights keep their meaning.
+    """
     p = batch.particles
     momentum = np.sqrt(p.px**2 + p.py**2 + p.pz**2)
     rapidity = 0.5 * np.log((p.e + p.pz) / (p.e - p.pz))
@@ -42,8 +47,12 @@ def truth_collections(batch: TruthBatch) -> dict[str, ak.Array]:
         "T": p.t, "X": p.x, "Y": p.y, "Z": p.z,
     })
     one = np.ones(len(batch), dtype=np.int64)
-    event = ak.unflatten(ak.zip({"Number": batch.number, "Weight": batch.weight}), one)
-    weight = ak.unflatten(ak.zip({"Weight": batch.weight}), one)
+    event_weight = batch.weight / replicas
+    leaves = {"Number": batch.number, "Weight": event_weight}
+    if replica is not None:
+        leaves["Replica"] = np.full(len(batch), replica, dtype=np.int32)
+    event = ak.unflatten(ak.zip(leaves), one)
+    weight = ak.unflatten(ak.zip({"Weight": event_weight}), one)
     return {"Event": event, "Weight": weight, "Particle": particle}
 
 
