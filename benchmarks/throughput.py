@@ -3,7 +3,7 @@
     python benchmarks/throughput.py [--card cards/cms2011.yaml] [--input FILE] [--events 500] [--repeat 2]
 
 Prints events/s of each stage on the same batches (reading HepMC3 → truth arrays, generator, objects), of a
-``run`` call in this process (stages overlapped: reading runs ahead in a thread), and of ``parnassus run`` as a
+``run`` call in this process (the stages one after another, plus writing), and of ``parnassus run`` as a
 separate process (start-up included, as a user or a batch job sees it), with that process's start-up time
 (``parnassus run -n 1`` on the same card) and peak resident memory. These are the figures the README quotes.
 """

@@ -63,8 +63,8 @@ def within_floor(metrics: dict, label: str, prefixes: tuple[str, ...]) -> tuple[
     """(observables of the figures ``prefixes`` on which ``label`` is within 2x the target's noise floor, how many
     were compared, the keys of those outside)."""
     figure = {spec.key: spec.figure for spec in OBSERVABLES}
-    compared = {key: e for key, e in metrics["observables"].items()
-                if e["closest"] and figure[key].startswith(prefixes)}
+    compared = {key: e for key, e in metrics["observables"].items()  # a floor needs enough entries in the target
+                if e["closest"] and figure[key].startswith(prefixes) and e["noise_floor"]["value"] is not None}
     outside = [key for key, e in compared.items() if e["w1"][label]["value"] > 2 * e["noise_floor"]["value"]]
     return len(compared) - len(outside), len(compared), outside
 

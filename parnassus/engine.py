@@ -163,7 +163,7 @@ def _simulate(card_path: str, card_text: str, job: Job, output: Path, skip: int,
     worker = get_worker()
     output.parent.mkdir(parents=True, exist_ok=True)
     return run(_card(card_path, card_text), job.input, output, max_events=max_events, skip=skip, seed=job.seed,
-               batch_size=settings.batch_size, device=settings.device, progress=False, prefetch=False,
+               batch_size=settings.batch_size, device=settings.device, progress=False,
                oversample=settings.oversample, report=lambda read: worker.log_event(PROGRESS_TOPIC, (key, read)))
 
 

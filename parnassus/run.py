@@ -18,7 +18,6 @@ from parnassus.events import RunCounts, TruthBatch
 from parnassus.generators import Generator, make_generator
 from parnassus.io.delphes import DelphesWriter, check_output_path, pfc_collections, truth_collections
 from parnassus.io.hepmc import HepMCReader
-from parnassus.io.prefetch import prefetched
 from parnassus.io.pythia import PythiaReader
 from parnassus.objects import build_objects
 
@@ -76,7 +75,7 @@ def simulate_oversampled(batch: TruthBatch, generator: Generator, card: Card, se
 
 def run(card: Card, input_path: str | Path, output_path: str | Path, *, max_events: int | None = None,
         skip: int = 0, seed: int | None = None, batch_size: int | None = None, device: str | None = None,
-        progress: bool = True, prefetch: bool = True, oversample: int = 1,
+        progress: bool = True, oversample: int = 1,
         report: Callable[[int], None] | None = None) -> RunResult:
     """Simulate the events of ``input_path`` with ``card`` and write a Delphes-layout ROOT file.
 
@@ -100,7 +99,7 @@ def run(card: Card, input_path: str | Path, output_path: str | Path, *, max_even
     start = time.perf_counter()
     with DelphesWriter(output_path) as writer, tqdm(total=max_events, unit="ev", disable=None if progress else True,
                                                     dynamic_ncols=True) as bar:
-        for batch in prefetched(reader) if prefetch else reader:
+        for batch in reader:
             writer.write(simulate_oversampled(batch, generator, card, seed, oversample))
             counts.written += len(batch) * oversample
             bar.update(counts.read - bar.n)

@@ -548,3 +548,20 @@ def test_writing_into_a_folder_that_cannot_exist_is_a_one_line_error(command, tm
         message = "model: cannot create the folder (Not a directory)"
     assert_one_line_error(result, message)
     assert blocker.read_text() == "not a folder"
+
+
+def test_distill_interrupted_keeps_the_last_checkpoint_and_resumes(tmp_path, trained):
+    data = yaml.safe_load(Path(trained).read_text())
+    data["sampling"].update(solver="dpmpp2m", steps=4)
+    data["distillation"] = {"checkpoint": "student", "events": 32, "validation_events": 16, "steps": 100000,
+                            "batch_size": 16, "checkpoint_every": 2, "validate_every": 100000}
+    (tmp_path / "card.yaml").write_text(yaml.safe_dump(data))
+    state = tmp_path / "student" / "state.pt"
+    process, stderr = _signalled(["distill", "--quiet", "--card", "card.yaml"], tmp_path, state.exists)
+    assert process.returncode == 143 and stderr.strip().splitlines() == [
+        "terminated by SIGTERM: the last checkpoint's state is kept; continue with --resume"], stderr
+    assert leftovers(tmp_path) == []
+    step = torch.load(state, weights_only=False)["step"]
+    result = invoke("distill", "--quiet", "--card", tmp_path / "card.yaml", "--resume", "--max-steps", step + 2)
+    assert result.exit_code == 0, result.output
+    assert torch.load(state, weights_only=False)["step"] == step + 2
