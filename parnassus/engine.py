@@ -44,7 +44,7 @@ from tqdm import tqdm
 from parnassus.card import Card, load_card
 from parnassus.errors import CardError, InputError, OutputError, ParnassusError
 from parnassus.events import RunCounts
-from parnassus.io.atomic import temporaries
+from parnassus.io.atomic import make_folder, temporaries
 
 PROGRESS_TOPIC = "parnassus-progress"
 SPLIT_EVENTS = 20_000  # default range size: a HepMC3 input with more events is cut into ranges of this many
@@ -154,14 +154,13 @@ def count_events(path: str, skip: int = 0, max_events: int | None = None) -> int
 
 def _simulate(card_path: str, card_text: str, job: Job, output: Path, skip: int, max_events: int | None,
               settings: Settings, key: str):
-    """Run one job or one range of it into ``output``; report progress to the client under ``key``. A worker runs
-    one thread: no read-ahead thread (on one core it only competes with the simulation)."""
+    """Run one job or one range of it into ``output``; report progress to the client under ``key``."""
     from distributed import get_worker
 
     from parnassus.run import run
 
     worker = get_worker()
-    output.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(output.parent)
     return run(_card(card_path, card_text), job.input, output, max_events=max_events, skip=skip, seed=job.seed,
                batch_size=settings.batch_size, device=settings.device, progress=False,
                oversample=settings.oversample, report=lambda read: worker.log_event(PROGRESS_TOPIC, (key, read)))
@@ -457,7 +456,7 @@ class _Run:
         from distributed import as_completed
 
         for job in jobs:
-            job.output.parent.mkdir(parents=True, exist_ok=True)
+            make_folder(job.output.parent)
         self.client.subscribe_topic(PROGRESS_TOPIC, self._progress)
         counting = {self.client.submit(count_events, job.input, job.skip, job.max_events, pure=False): job
                     for job in jobs}

@@ -27,9 +27,6 @@ class EventRandom:
         self.index = np.asarray(index, dtype=np.int64)
         self._generators: list[np.random.Generator | None] = [None] * len(self.index)
 
-    def __len__(self) -> int:
-        return len(self.index)
-
     def generator(self, event: int) -> np.random.Generator:
         """The stream of the batch's event ``event`` (made on first use)."""
         stream = self._generators[event]

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pyhepmc
@@ -101,3 +105,30 @@ def trained(tmp_path_factory, pairs) -> Path:
 
     train(load_card(card), progress=False)
     return card
+
+
+def default_signals() -> None:
+    """In the child: default signal dispositions, whatever the test runner inherited (a shell's background job
+    starts with SIGINT ignored, and an ignored signal stays ignored by design)."""
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, signal.SIG_DFL)
+
+
+def signalled(command: list[str], folder: Path, ready, signum: int = signal.SIGTERM, timeout: float = 60.0
+               ) -> tuple[subprocess.Popen, str]:
+    """Start ``parnassus COMMAND`` in ``folder``, wait until ``ready()`` holds, send ``signum``; (process, stderr)."""
+    process = subprocess.Popen([sys.executable, "-m", "parnassus", *command], cwd=folder, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, preexec_fn=default_signals)
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"never ready: {process.communicate()}")
+        time.sleep(0.05)
+    process.send_signal(signum)
+    try:
+        _, stderr = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        pytest.fail(f"still running 60 s after the signal: {process.communicate()}")
+    return process, stderr

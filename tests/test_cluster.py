@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import awkward as ak
@@ -22,7 +19,7 @@ from parnassus.engine import ClusterSpec, _ranges, cluster_config, count_events,
 from parnassus.io.delphes import read_metadata
 from parnassus.run import run
 
-from .conftest import CARD, EXAMPLE, ROOT
+from .conftest import CARD, EXAMPLE, ROOT, signalled
 
 PYTHIA_CARD = ROOT / "examples" / "ttbar_7TeV.cmnd"
 
@@ -157,11 +154,6 @@ def test_cluster_configuration_from_yaml(tmp_path):
     assert isinstance(ClusterSpec().options, dict)
 
 
-def _default_signals() -> None:
-    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(number, signal.SIG_DFL)
-
-
 @pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_interrupt_closes_the_local_cluster_and_leaves_no_temporary_file(tmp_path, signum, code):
     """Two long Pythia inputs on the command's own 2-worker LocalCluster: a signal while both are written stops
@@ -174,22 +166,13 @@ def test_interrupt_closes_the_local_cluster_and_leaves_no_temporary_file(tmp_pat
     long_inputs = [tmp_path / "a.cmnd", tmp_path / "b.cmnd"]
     for path in long_inputs:
         path.write_text(PYTHIA_CARD.read_text())
-    process = subprocess.Popen([sys.executable, "-m", "parnassus", "run", "--quiet", "--card", str(CARD), "-n",
-                                "100000", *map(str, long_inputs), str(small), "out", "--workers", "2"],
-                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               preexec_fn=_default_signals)
-    deadline = time.monotonic() + 90
-    while len(list((tmp_path / "out").glob(".*.part*"))) < 2:
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"the outputs were never being written: {process.communicate()}")
-        time.sleep(0.1)
-    process.send_signal(signum)
-    try:
-        _, stderr = process.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        pytest.fail(f"still running 60 s after the signal: {process.communicate()}")
+
+    def outputs_being_written() -> bool:
+        return len(list((tmp_path / "out").glob(".*.part*"))) >= 2
+
+    process, stderr = signalled(["run", "--quiet", "--card", str(CARD), "-n", "100000", *map(str, long_inputs),
+                                 str(small), "out", "--workers", "2"], tmp_path, outputs_being_written, signum,
+                                timeout=90)
     assert process.returncode == code, stderr
     what = "interrupted" if signum == signal.SIGINT else "terminated by SIGTERM"
     assert stderr.strip().splitlines() == [f"{what}: finished outputs (and finished ranges of split inputs) are "

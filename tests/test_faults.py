@@ -31,7 +31,7 @@ from parnassus.io.pythia import PythiaReader
 from parnassus.pdg import CHARGED_HADRON, NEUTRAL_HADRON, charge_and_class
 from parnassus.run import run
 
-from .conftest import CARD, EXAMPLE, ROOT, SIMPLE_EVENT, make_event, tiny_card, write_events
+from .conftest import CARD, EXAMPLE, ROOT, SIMPLE_EVENT, default_signals, make_event, signalled, tiny_card, write_events
 
 PYTHIA_CARD = ROOT / "examples" / "ttbar_7TeV.cmnd"
 PREVIOUS = b"previous output, not to be touched\n"
@@ -136,18 +136,11 @@ def test_refsim_refuses_output_equal_to_input(tmp_path):
     assert source.read_bytes() == EXAMPLE.read_bytes()
 
 
-def _default_signals() -> None:
-    """In the child: default signal dispositions, whatever the test runner inherited (a shell's background job
-    starts with SIGINT ignored, and an ignored signal stays ignored by design)."""
-    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(number, signal.SIG_DFL)
-
-
 def start_long_run(folder: Path) -> subprocess.Popen:
     """A run that lasts long: Pythia generates 100000 events on the fly."""
     return subprocess.Popen([sys.executable, "-m", "parnassus", "run", "--quiet", "--card", str(CARD),
                              str(PYTHIA_CARD), "-n", "100000", "OUT.root"], cwd=folder,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_default_signals)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_signals)
 
 
 def wait_for_part_file(folder: Path, process: subprocess.Popen, timeout: float = 30.0) -> None:
@@ -471,32 +464,12 @@ def test_train_on_a_root_file_without_the_delphes_tree_is_a_one_line_error(tmp_p
     assert "Delphes" in result.output
 
 
-def _signalled(command: list[str], folder: Path, ready, signum: int = signal.SIGTERM, timeout: float = 60.0
-               ) -> tuple[subprocess.Popen, str]:
-    """Start ``parnassus COMMAND`` in ``folder``, wait until ``ready()`` holds, send ``signum``; (process, stderr)."""
-    process = subprocess.Popen([sys.executable, "-m", "parnassus", *command], cwd=folder, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, preexec_fn=_default_signals)
-    deadline = time.monotonic() + timeout
-    while not ready():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"never ready: {process.communicate()}")
-        time.sleep(0.05)
-    process.send_signal(signum)
-    try:
-        _, stderr = process.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        pytest.fail(f"still running 60 s after the signal: {process.communicate()}")
-    return process, stderr
-
-
 def leftovers(folder: Path) -> list[str]:
     return sorted(path.name for path in folder.rglob("*.part*"))
 
 
 def test_pythia_command_interrupted_leaves_no_file(tmp_path):
-    process, stderr = _signalled(["pythia", str(PYTHIA_CARD), "-n", "100000", "out.hepmc.gz"], tmp_path,
+    process, stderr = signalled(["pythia", str(PYTHIA_CARD), "-n", "100000", "out.hepmc.gz"], tmp_path,
                                  lambda: leftovers(tmp_path))
     assert process.returncode == 143 and stderr.strip().splitlines() == ["terminated by SIGTERM: no output written"]
     assert list(tmp_path.iterdir()) == []
@@ -510,7 +483,7 @@ def test_dataset_interrupted_keeps_finished_chunks_and_no_partial_ones(tmp_path)
     spec.write_text(yaml.safe_dump({"card": "refsim.yaml", "output": "data", "chunk_events": 5, "samples": [
         {"name": "tt", "source": str(PYTHIA_CARD), "events": 1000, "seed": 1}]}))
     out = tmp_path / "data" / "tt"
-    process, stderr = _signalled(["dataset", str(spec), "--workers", "2"], tmp_path,
+    process, stderr = signalled(["dataset", str(spec), "--workers", "2"], tmp_path,
                                  lambda: len(list(out.glob("tt_*.root"))) >= 2 and leftovers(out))
     assert process.returncode == 143, stderr
     assert stderr.strip().splitlines()[-1] == ("terminated by SIGTERM: the chunks already written are kept; run "
@@ -530,7 +503,7 @@ def test_train_interrupted_keeps_the_last_checkpoint(tmp_path):
                             validate_every=100000)
     (tmp_path / "card.yaml").write_text(yaml.safe_dump(data))
     state = tmp_path / "model" / "state.pt"
-    process, stderr = _signalled(["train", "--quiet", "--card", "card.yaml"], tmp_path, state.exists)
+    process, stderr = signalled(["train", "--quiet", "--card", "card.yaml"], tmp_path, state.exists)
     assert process.returncode == 143 and stderr.strip().splitlines() == [
         "terminated by SIGTERM: the last checkpoint's state is kept; continue with --resume"], stderr
     assert leftovers(tmp_path) == [] and torch.load(state, weights_only=False)["step"] >= 2
@@ -557,7 +530,7 @@ def test_distill_interrupted_keeps_the_last_checkpoint_and_resumes(tmp_path, tra
                             "batch_size": 16, "checkpoint_every": 2, "validate_every": 100000}
     (tmp_path / "card.yaml").write_text(yaml.safe_dump(data))
     state = tmp_path / "student" / "state.pt"
-    process, stderr = _signalled(["distill", "--quiet", "--card", "card.yaml"], tmp_path, state.exists)
+    process, stderr = signalled(["distill", "--quiet", "--card", "card.yaml"], tmp_path, state.exists)
     assert process.returncode == 143 and stderr.strip().splitlines() == [
         "terminated by SIGTERM: the last checkpoint's state is kept; continue with --resume"], stderr
     assert leftovers(tmp_path) == []

@@ -111,8 +111,8 @@ class NeuralGenerator:
         noise = noise.reshape(n_events, n_event_features)
         raw = np.zeros((n_events, n_event_features))
         for group in same_shape(truth_length):
-            raw[group] = self._event_quantities(sets.take(padded_rows(group)), int(truth_length[group[0]]),
-                                                noise[padded_rows(group)])[:len(group)]
+            rows = padded_rows(group)
+            raw[group] = self._event_quantities(sets.take(rows), int(truth_length[group[0]]), noise[rows])[:len(group)]
         counts = counts_from_samples(raw[:, 3:])
         over = counts.sum(axis=1) > self.max_pfc
         self.truncated += int(over.sum())
