@@ -24,14 +24,14 @@ CLASSES = ("charged hadrons", "electrons", "muons", "neutral hadrons", "photons"
 
 def summary(path: Path) -> dict[str, float]:
     with uproot.open(path) as file:
-        a = file["Delphes"].arrays(["ParticleFlowCandidate.PT", "ParticleFlowCandidate.Class", "ScalarHT.HT",
+        a = file["Delphes"].arrays(["ParticleFlowCandidate.PT", "ParticleFlowCandidate.Class",
                                     "MissingET.MET", "GenMissingET.MET", "Particle.PT"])
     truth_ht = ak.sum(a["Particle.PT"] * (a["Particle.PT"] > 1.0), axis=1)
     out = {"PFC multiplicity": ak.mean(ak.num(a["ParticleFlowCandidate.PT"])),
            "PFC multiplicity std": ak.std(ak.num(a["ParticleFlowCandidate.PT"]))}
     for code, name in enumerate(CLASSES):
         out[name] = ak.mean(ak.sum(a["ParticleFlowCandidate.Class"] == code, axis=1))
-    ht_residual = (a["ScalarHT.HT"][:, 0] - truth_ht) / truth_ht
+    ht_residual = (ak.sum(a["ParticleFlowCandidate.PT"], axis=1) - truth_ht) / truth_ht  # all candidates' HT
     out["HT residual mean"], out["HT residual std"] = ak.mean(ht_residual), ak.std(ht_residual)
     met_residual = a["MissingET.MET"][:, 0] - a["GenMissingET.MET"][:, 0]
     out["MET residual mean [GeV]"], out["MET residual std [GeV]"] = ak.mean(met_residual), ak.std(met_residual)

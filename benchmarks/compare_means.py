@@ -18,10 +18,11 @@ CLASSES = ("charged hadrons", "electrons", "muons", "neutral hadrons", "photons"
 
 def means(path: str) -> dict[str, float]:
     with uproot.open(path) as file:
-        a = file["Delphes"].arrays(["ParticleFlowCandidate.PT", "ParticleFlowCandidate.Class", "ScalarHT.HT",
+        a = file["Delphes"].arrays(["ParticleFlowCandidate.PT", "ParticleFlowCandidate.Class",
                                     "MissingET.MET", "Event.Number"])
     out = {"events": len(a), "PFC multiplicity": ak.mean(ak.num(a["ParticleFlowCandidate.PT"])),
-           "HT [GeV]": ak.mean(a["ScalarHT.HT"][:, 0]), "MET [GeV]": ak.mean(a["MissingET.MET"][:, 0])}
+           "HT [GeV]": ak.mean(ak.sum(a["ParticleFlowCandidate.PT"], axis=1)),  # all candidates' pT
+           "MET [GeV]": ak.mean(a["MissingET.MET"][:, 0])}
     for code, name in enumerate(CLASSES):
         out[name] = ak.mean(ak.sum(a["ParticleFlowCandidate.Class"] == code, axis=1))
     return {k: float(v) for k, v in out.items()}

@@ -54,8 +54,9 @@ def with_settings(cmnd: Path, setting: str, folder: Path) -> Path:
 
 def means(path: Path) -> dict[str, float]:
     with uproot.open(path) as file:
-        a = file["Delphes"].arrays(["ParticleFlowCandidate_size", "ScalarHT.HT", "MissingET.MET"])
-    return {"HT": float(ak.mean(a["ScalarHT.HT"][:, 0])), "MET": float(ak.mean(a["MissingET.MET"][:, 0])),
+        a = file["Delphes"].arrays(["ParticleFlowCandidate_size", "ParticleFlowCandidate.PT", "MissingET.MET"])
+    return {"HT": float(ak.mean(ak.sum(a["ParticleFlowCandidate.PT"], axis=1))),  # all candidates (the papers')
+            "MET": float(ak.mean(a["MissingET.MET"][:, 0])),
             "N": float(ak.mean(a["ParticleFlowCandidate_size"]))}
 
 

@@ -52,10 +52,13 @@ class TruthCuts:
 
 @dataclass
 class OutputCuts:
-    """Acceptance of the particle-flow candidates written out."""
+    """Acceptance of the particle-flow candidates written out, and which truth particles are written."""
 
     pt_min: float = field(default=1.0, metadata=_positive())
     eta_max: float = field(default=2.7, metadata=_positive())
+    # Particle: "final" the accepted final-state truth (what the generator sees), "full" the whole generator
+    # record with its mother and daughter indices, as Delphes writes it
+    truth: str = field(default="final", metadata={"choices": ("final", "full")})
 
 
 @dataclass
@@ -76,6 +79,9 @@ class Isolation:
     # mm: charged particles further than this from the candidate along z are pileup (Delphes' IsRecoPU: not in the
     # sum, counted in SumPtChargedPU); none: every charged particle counts (no pileup in the event)
     pileup_dz: float | None = None
+    # Delphes' UseRhoCorrection: the ratio cut is on IsolationVarRhoCorr (true) or on the Delta-beta corrected
+    # IsolationVar (false)
+    use_rho_correction: bool = True
 
 
 @dataclass
@@ -144,6 +150,29 @@ class TauTagging:
 
 
 @dataclass
+class Rho:
+    """Delphes' ``Rho`` module (``FastJetFinder`` with ``ComputeRho``): per event and per range of |rapidity|, the
+    median of pT / area of the jets of all particle-flow candidates (``JetMedianBackgroundEstimator``), for the
+    ``Rho`` collection and the isolation's ``IsolationVarRhoCorr``. Defaults: Delphes' CMS pileup card (kt,
+    R = 0.6, active areas with ghosts up to |eta| 5, ranges 0-2.5 and 2.5-5)."""
+
+    algorithm: str = field(default="kt", metadata=_choice(*JET_ALGORITHMS))
+    radius: float = field(default=0.6, metadata=_positive())
+    eta_ranges: list[list[float]] = field(default_factory=lambda: [[0.0, 2.5], [2.5, 5.0]],
+                                          metadata={"ranges": True})  # RhoEtaRange [min, max]: jets by
+    # |rapidity| for the estimate, objects by |eta| for the isolation's lookup, as Delphes does
+    # Delphes' AreaAlgorithm 5, 1, 2, 3 (Voronoi areas are not offered)
+    area: str = field(default="active",
+                      metadata=_choice("active", "active_explicit_ghosts", "one_ghost_passive", "passive"))
+    ghost_eta_max: float = field(default=5.0, metadata=_positive())  # GhostEtaMax
+    ghost_area: float = field(default=0.01, metadata=_positive())  # GhostArea
+    repeat: int = field(default=1, metadata=_positive())  # Repeat
+    grid_scatter: float = field(default=1.0, metadata=_non_negative())  # GridScatter
+    pt_scatter: float = field(default=0.1, metadata=_non_negative())  # PtScatter
+    mean_ghost_pt: float = field(default=1.0e-100, metadata=_positive())  # MeanGhostPt, GeV
+
+
+@dataclass
 class Objects:
     jets: JetDefinition = field(default_factory=JetDefinition)
     electrons: IsolatedObject = field(default_factory=IsolatedObject)
@@ -155,6 +184,7 @@ class Objects:
     jet_flavor: JetFlavor = field(default_factory=JetFlavor)
     b_tagging: BTagging | None = None  # none: Jet.BTag is 0
     tau_tagging: TauTagging | None = None  # none: Jet.TauTag is 0 and Jet.Charge the constituents' sum
+    rho: Rho | None = None  # none: no Rho collection and rho = 0 in the isolation (the Delphes CMS card)
 
 
 @dataclass
@@ -253,6 +283,9 @@ class Sampling:
     seed: int = field(default=0, metadata=_non_negative())
     solver: str = field(default="dpmpp2m", metadata=_choice("euler", "midpoint", "heun", "pndm", "dpmpp2m"))
     steps: int = field(default=8, metadata=_positive())
+    # the learned networks' arithmetic: bfloat16 runs them under bf16 autocast (fast on GPUs; the solver stays
+    # float32)
+    precision: str = field(default="float32", metadata=_choice("float32", "bfloat16"))
 
 
 @dataclass
@@ -397,6 +430,12 @@ def _check_constraints(spec: dataclasses.Field, value: Any, key: str, card_path:
     at_most = spec.metadata.get("at_most")
     if at_most is not None and value is not None and not value <= at_most:
         raise CardError(f"{card_path}: {key}: must be <= {at_most}, got {value!r}")
+    if spec.metadata.get("ranges"):
+        if not value:
+            raise CardError(f"{card_path}: {key}: needs at least one [min, max] range")
+        for i, pair in enumerate(value):
+            if len(pair) != 2 or not 0.0 <= pair[0] < pair[1]:
+                raise CardError(f"{card_path}: {key}[{i}]: expected [min, max] with 0 <= min < max, got {pair!r}")
 
 
 def _check_formula_range(formula: Formula, key: str, card_path: Path) -> None:

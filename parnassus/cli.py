@@ -194,7 +194,8 @@ def _simulate(card_path: str, paths: tuple[str, ...], kind: str | None = None, *
 
         card = _load_simulation_card(card_path, kind)
         quiet = options.pop("quiet")
-        result = run_simulation(card, input_path, output_path, progress=not quiet, **options)
+        result = run_simulation(card, input_path, output_path, progress=not quiet, reader_process=True,
+                                **options)
         for warning in result.warnings:
             click.echo(f"warning: {warning}", err=True)
         click.echo(_summary(result.counts, result.seconds, output_path, card.truth.max_particles), err=True)

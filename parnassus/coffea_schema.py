@@ -21,7 +21,12 @@ def nested_name(branch: str) -> str:
 
 
 class DelphesSchema(_CoffeaDelphesSchema):
-    """coffea's DelphesSchema for the flat ``Collection.Leaf`` branch names that Parnassus writes."""
+    """coffea's DelphesSchema for the flat ``Collection.Leaf`` branch names that Parnassus writes.
+
+    ``Rho`` stays a collection (one entry per eta range, as Delphes writes it): coffea's schema would take it for a
+    one-per-event singleton and misalign the values of events with more than one range."""
+
+    singletons = [name for name in _CoffeaDelphesSchema.singletons if name != "Rho"]
 
     def __init__(self, base_form: dict, *args, **kwargs):
         base_form = dict(base_form)

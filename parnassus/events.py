@@ -2,7 +2,7 @@
 
 Truth particles and particle-flow candidates (PFCs) are jagged awkward arrays of records, one list per
 event. Truth fields: pid, status, charge, cls, mass, e, px, py, pz, pt, eta, phi, x, y, z, t (GeV, mm).
-PFC fields: pt, eta, phi, e, mass, px, py, pz, charge, cls, pid, x, y, z.
+PFC fields: pt, eta, phi, e, mass, px, py, pz, charge, cls, pid, x, y, z, is_pu (pileup origin, see make_pfcs).
 History fields (the generator-history particles that jet flavour and tagging need): see HISTORY_FIELDS.
 """
 
@@ -36,6 +36,17 @@ HISTORY_FIELDS = {
     "vis_pt": np.float64, "vis_eta": np.float64, "vis_phi": np.float64,
 }
 
+# The whole generator record of an event (card ``output.truth: full``), as Delphes' readers fill its
+# ``Particle`` collection: every particle of every status, ordered as Delphes orders them (grouped by production
+# vertex), with the indices (in that order, -1: none) of the first and last mother (m2 -1 for a single one) and of
+# the first and last daughter. charge: Delphes' (the PDG charge truncated to an integer, -999 if unknown).
+RECORD_FIELDS = {
+    "pid": np.int32, "status": np.int32, "charge": np.int32, "mass": np.float64, "e": np.float64,
+    "px": np.float64, "py": np.float64, "pz": np.float64, "pt": np.float64, "eta": np.float64, "phi": np.float64,
+    "x": np.float64, "y": np.float64, "z": np.float64, "t": np.float64,
+    "m1": np.int32, "m2": np.int32, "d1": np.int32, "d2": np.int32,
+}
+
 
 @dataclass
 class TruthBatch:
@@ -51,6 +62,8 @@ class TruthBatch:
     # generator-history particles for jet flavour and tagging (HISTORY_FIELDS); None when the input has no
     # history (converted ntuples) or the reader was not asked for it
     history: ak.Array | None = None
+    # the whole generator record (RECORD_FIELDS) when the card writes it (``output.truth: full``), else None
+    record: ak.Array | None = None
 
     def __len__(self) -> int:
         return len(self.number)
@@ -103,6 +116,15 @@ def eta_phi(px: np.ndarray, py: np.ndarray, pz: np.ndarray) -> tuple[np.ndarray,
     return pt, eta, np.arctan2(py, px)
 
 
+def impact_parameters(x, y, z, px, py, pz, pt):
+    """(D0, DZ) of tracks produced at (x, y, z) mm with momentum (px, py, pz) GeV, as Delphes defines them: the
+    signed transverse distance of closest approach to the beam axis, (x py - y px) / pT, and z at that point
+    (a straight line there: displacements are far below the radius of curvature). numpy or awkward arrays."""
+    d0 = (x * py - y * px) / pt
+    dz = z - (x * px + y * py) / pt * (pz / pt)
+    return d0, dz
+
+
 def primary_vertices(event: np.ndarray, charge: np.ndarray, x: np.ndarray, y: np.ndarray, z: np.ndarray,
                      n_events: int) -> np.ndarray:
     """(x, y, z) of each event's hard-scatter vertex, shape (n_events, 3), from flat particle columns.
@@ -126,9 +148,14 @@ def primary_vertices(event: np.ndarray, charge: np.ndarray, x: np.ndarray, y: np
 
 
 def make_pfcs(counts: np.ndarray, pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, charge: np.ndarray,
-              cls: np.ndarray, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> ak.Array:
-    """Build the jagged PFC array from flat columns, adding mass, energy and Cartesian momentum by class."""
+              cls: np.ndarray, x: np.ndarray, y: np.ndarray, z: np.ndarray, is_pu: np.ndarray | None = None
+              ) -> ak.Array:
+    """Build the jagged PFC array from flat columns, adding mass, energy and Cartesian momentum by class.
+
+    ``is_pu``: 1 for a candidate from a pileup interaction (the truth origin, known to the reference simulation),
+    0 for the others; none: 0 for all (generators that do not know)."""
     pt, eta, phi = (np.asarray(a, dtype=np.float64) for a in (pt, eta, phi))
+    is_pu = np.zeros(len(pt), dtype=np.int32) if is_pu is None else np.asarray(is_pu, dtype=np.int32)
     cls = np.asarray(cls, dtype=np.int32)
     charge = np.asarray(charge, dtype=np.int32)
     mass = CLASS_MASS[cls]
@@ -137,7 +164,7 @@ def make_pfcs(counts: np.ndarray, pt: np.ndarray, eta: np.ndarray, phi: np.ndarr
     flat = ak.zip({"pt": pt, "eta": eta, "phi": phi, "e": energy, "mass": mass, "px": px, "py": py, "pz": pz,
                    "charge": charge, "cls": cls, "pid": candidate_pid(cls, charge),
                    "x": np.asarray(x, np.float64), "y": np.asarray(y, np.float64),
-                   "z": np.asarray(z, np.float64)})
+                   "z": np.asarray(z, np.float64), "is_pu": is_pu})
     return ak.unflatten(flat, np.asarray(counts, dtype=np.int64))
 
 

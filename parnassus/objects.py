@@ -18,8 +18,10 @@ import numpy as np
 import vector
 
 from parnassus.card import BTagging, IsolatedObject, JetDefinition, JetFlavor, Objects, TauTagging
+from parnassus.events import impact_parameters
 from parnassus.formula import Formula
 from parnassus.pdg import ELECTRON, MUON, NEUTRAL_HADRON, PHOTON, has_quark
+from parnassus.rho import EventRho, event_rho
 
 vector.register_awkward()
 fastjet._swig.ClusterSequence.set_fastjet_banner_stream(None)  # keep stdout clean (pipelines)
@@ -276,14 +278,16 @@ def tag_jets(jets: ak.Array, objects: Objects, history: ak.Array | None, seed: i
     return jets
 
 
-def _isolation(particles: ak.Array, selected: ak.Array, spec: IsolatedObject) -> dict[str, ak.Array]:
+def _isolation(particles: ak.Array, selected: ak.Array, spec: IsolatedObject, rho: EventRho | None = None
+               ) -> dict[str, ak.Array]:
     """Delphes Isolation sums for the ``selected`` particles of each event (the candidate itself excluded).
 
     As Delphes' ``Isolation`` module fed by its ``EFlowFilter`` (particle flow without electrons and muons):
     charged particles flagged as pileup (here: further than the card's ``pileup_dz`` from the candidate along z,
-    when set) go to SumPtChargedPU; IsolationVar is the Delta-beta corrected ratio, IsolationVarRhoCorr the
-    rho-corrected one (rho = 0: no rho input, as in the Delphes CMS card), and the cut uses the latter
-    (Delphes' default ``UseRhoCorrection``).
+    when set) go to SumPtChargedPU; IsolationVar is the Delta-beta corrected ratio, charged + max(neutral -
+    SumPtChargedPU / 2, 0), and IsolationVarRhoCorr the rho-corrected one, charged + max(neutral - rho pi cone^2,
+    0), with the event's ``rho`` of the range holding the candidate's |eta| (none: rho = 0, as for the Delphes
+    CMS card, which has no rho input); both are divided by the candidate's pT.
     """
     index = ak.local_index(particles.pt)
     cands = ak.zip({"pt": particles.pt, "eta": particles.eta, "phi": particles.phi, "z": particles.z,
@@ -301,24 +305,31 @@ def _isolation(particles: ak.Array, selected: ak.Array, spec: IsolatedObject) ->
     charged_pu = ak.sum(o.pt * (inside & pileup), axis=-1)
     neutral = ak.sum(o.pt * (inside & ~o.charged), axis=-1)
     delta_beta = charged + np.maximum(neutral - 0.5 * charged_pu, 0.0)
-    rho_corrected = charged + neutral
+    area = np.pi * spec.isolation.cone**2
+    rho_corrected = charged + neutral if rho is None else \
+        charged + np.maximum(neutral - np.maximum(rho.at(cands.eta), 0.0) * area, 0.0)
     return {"SumPtCharged": charged, "SumPtNeutral": neutral, "SumPtChargedPU": charged_pu,
             "SumPt": charged + charged_pu + neutral, "IsolationVar": delta_beta / cands.pt,
             "IsolationVarRhoCorr": rho_corrected / cands.pt}
 
 
-def isolated(particles: ak.Array, cls: int, spec: IsolatedObject) -> tuple[ak.Array, ak.Array]:
-    """Candidates of class ``cls`` passing pT, |eta| and isolation; returns (Delphes leaves, mask on PFCs)."""
+def isolated(particles: ak.Array, cls: int, spec: IsolatedObject, rho: EventRho | None = None
+             ) -> tuple[ak.Array, ak.Array]:
+    """Candidates of class ``cls`` passing pT, |eta| and isolation; returns (Delphes leaves, mask on PFCs).
+
+    The ratio cut is on IsolationVarRhoCorr, or on IsolationVar without ``use_rho_correction`` (Delphes'
+    ``UseRhoCorrection``); ``rho``: the events' pileup density (none: 0)."""
     candidate = (particles.cls == cls) & (particles.pt >= spec.pt_min) & (abs(particles.eta) <= spec.eta_max)
-    iso = _isolation(particles, candidate, spec)
-    passed = iso["IsolationVarRhoCorr"] <= spec.isolation.ratio_max
+    iso = _isolation(particles, candidate, spec, rho)
+    ratio = iso["IsolationVarRhoCorr"] if spec.isolation.use_rho_correction else iso["IsolationVar"]
+    passed = ratio <= spec.isolation.ratio_max
     chosen = particles[candidate][passed]
     leaves = {"PT": chosen.pt, "Eta": chosen.eta, "Phi": chosen.phi, "T": ak.zeros_like(chosen.pt)}
     if cls == PHOTON:
         leaves |= {"E": chosen.e, "EhadOverEem": ak.zeros_like(chosen.pt)}
     else:
-        d0 = (chosen.x * chosen.py - chosen.y * chosen.px) / chosen.pt
-        leaves |= {"Charge": chosen.charge, "D0": d0, "DZ": chosen.z,
+        d0, dz = impact_parameters(chosen.x, chosen.y, chosen.z, chosen.px, chosen.py, chosen.pz, chosen.pt)
+        leaves |= {"Charge": chosen.charge, "D0": d0, "DZ": dz,
                    "ErrorD0": ak.zeros_like(d0), "ErrorDZ": ak.zeros_like(d0)}
         if cls == ELECTRON:
             leaves["EhadOverEem"] = ak.zeros_like(chosen.pt)
@@ -342,9 +353,9 @@ def missing_et(particles: ak.Array) -> ak.Array:
     return _singleton({"MET": met, "Eta": eta, "Phi": np.arctan2(py, px)})
 
 
-def scalar_ht(particles: ak.Array) -> ak.Array:
-    """Scalar sum of the particles' pT (one entry per event)."""
-    return _singleton({"HT": ak.sum(particles.pt, axis=1)})
+def scalar_ht(*objects: ak.Array) -> ak.Array:
+    """Delphes' ``ScalarHT``: the scalar sum of the ``PT`` of the given collections (one entry per event)."""
+    return _singleton({"HT": sum(ak.sum(collection.PT, axis=1) for collection in objects)})
 
 
 def _singleton(columns: dict) -> ak.Array:
@@ -359,16 +370,24 @@ def build_objects(truth: ak.Array, pfcs: ak.Array, objects: Objects, *, history:
     Reconstructed jets are energy-scaled, given their flavour from the generator ``history`` (the batch's
     :attr:`~parnassus.events.TruthBatch.history`; none: flavour 0) and tagged as the card's ``objects`` say,
     with draws fixed by ``seed`` and ``events`` (each event's position in the input; default 0, 1, ...).
-    Jets that contain a selected photon, electron or muon are then removed, as Delphes' UniqueObjectFinder does.
+    Jets that contain a selected photon, electron or muon are then removed, as Delphes' UniqueObjectFinder does;
+    ``ScalarHT`` sums the pT of the remaining jets, electrons, muons and photons, as Delphes' CMS card does.
+    With the card's ``rho``, the events' pileup density (all candidates) is the ``Rho`` collection and corrects
+    the isolation.
     """
     events = np.arange(len(pfcs)) if events is None else np.asarray(events)
-    photons, used = isolated(pfcs, PHOTON, objects.photons)
-    electrons, used_e = isolated(pfcs, ELECTRON, objects.electrons)
-    muons, used_m = isolated(pfcs, MUON, objects.muons)
+    rho = event_rho(pfcs, objects.rho) if objects.rho is not None else None
+    photons, used = isolated(pfcs, PHOTON, objects.photons, rho)
+    electrons, used_e = isolated(pfcs, ELECTRON, objects.electrons, rho)
+    muons, used_m = isolated(pfcs, MUON, objects.muons, rho)
     used = used | used_e | used_m
     jets, constituents = jet_collection(ak.with_field(pfcs, used, "used"), objects.jets, objects.jet_energy_scale)
     jets = tag_jets(jets, objects, history, seed, events)
     jets = jets[~ak.any(constituents.used, axis=-1)]
     gen_jets, _ = jet_collection(truth, objects.jets)
-    return {"Jet": jets, "GenJet": gen_jets, "Electron": electrons, "Muon": muons, "Photon": photons,
-            "MissingET": missing_et(pfcs), "ScalarHT": scalar_ht(pfcs), "GenMissingET": missing_et(truth)}
+    collections = {"Jet": jets, "GenJet": gen_jets, "Electron": electrons, "Muon": muons, "Photon": photons,
+                   "MissingET": missing_et(pfcs), "ScalarHT": scalar_ht(jets, electrons, muons, photons),
+                   "GenMissingET": missing_et(truth)}
+    if rho is not None:
+        collections["Rho"] = rho.collection()
+    return collections

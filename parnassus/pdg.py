@@ -44,6 +44,22 @@ def charge_and_class(pids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return table[inverse, 0], table[inverse, 1]
 
 
+def delphes_charge(pids: np.ndarray) -> np.ndarray:
+    """The charge Delphes writes for generator particles: the PDG charge truncated to an integer (quarks 0),
+    -999 for an id the PDG table does not know (strings, clusters, generator-internal codes)."""
+    unique, inverse = np.unique(np.asarray(pids, dtype=np.int64), return_inverse=True)
+    table = np.array([_truncated_charge(int(p)) for p in unique], dtype=np.int32)
+    return table[inverse.reshape(-1)]
+
+
+@lru_cache(maxsize=4096)
+def _truncated_charge(pid: int) -> int:
+    if _charge_and_class(pid)[1] < 0 and not (pdgid.is_valid(pid) and pdgid.is_quark(pid)):
+        return -999
+    three_charge = pdgid.three_charge(pid)
+    return -999 if three_charge is None else int(three_charge / 3)
+
+
 @lru_cache(maxsize=4096)
 def _ctau_mm(apid: int) -> float:
     """c*tau in mm of one (positive) PDG id; 0 when unknown, without a lifetime, or stable (inf)."""

@@ -17,9 +17,8 @@ from parnassus.card import Card, Objects
 from parnassus.events import RunCounts, TruthBatch
 from parnassus.generators import Generator, make_generator
 from parnassus.io.delphes import DelphesWriter, check_output_path, pfc_collections, truth_collections
-from parnassus.io.hepmc import HepMCReader
-from parnassus.io.pythia import PythiaReader
 from parnassus.objects import build_objects
+from parnassus.pipeline import ReaderProcess, ReaderSpec, open_reader
 
 
 @dataclass
@@ -75,48 +74,49 @@ def simulate_oversampled(batch: TruthBatch, generator: Generator, card: Card, se
 
 def run(card: Card, input_path: str | Path, output_path: str | Path, *, max_events: int | None = None,
         skip: int = 0, seed: int | None = None, batch_size: int | None = None, device: str | None = None,
-        progress: bool = True, oversample: int = 1,
-        report: Callable[[int], None] | None = None) -> RunResult:
+        progress: bool = True, oversample: int = 1, report: Callable[[int], None] | None = None,
+        reader_process: bool = False) -> RunResult:
     """Simulate the events of ``input_path`` with ``card`` and write a Delphes-layout ROOT file.
 
     ``output_path`` appears only at the end (temporary file + rename); it must not be ``input_path``.
     ``oversample`` K: every event is simulated K times (:func:`simulate_oversampled`); ``written`` counts the K
     replicas. ``report``: called after every batch with the number of input events read so far.
+    ``reader_process``: read the input in a child process (:mod:`parnassus.pipeline`), so that reading overlaps
+    with the generator, the objects and writing (the command line's choice; the engine's workers, one core each,
+    read in their own process); the output is the same.
     """
     check_output_path(output_path, input_path)
     seed = card.sampling.seed if seed is None else seed
     batch_size = batch_size or card.sampling.batch_size
     device = device or card.sampling.device
     counts = RunCounts()
-    if str(input_path).endswith(".cmnd"):  # a Pythia card: generate the truth events on the fly
-        reader: HepMCReader | PythiaReader = PythiaReader(input_path, card.truth, batch_size, counts,
-                                                          max_events=max_events, skip=skip, seed=seed,
-                                                          history=card.objects.jet_flavor)
-    else:
-        reader = HepMCReader(input_path, card.truth, batch_size, counts, max_events=max_events, skip=skip,
-                             history=card.objects.jet_flavor)
-    generator = make_generator(card, device)
-    start = time.perf_counter()
-    with DelphesWriter(output_path) as writer, tqdm(total=max_events, unit="ev", disable=None if progress else True,
-                                                    dynamic_ncols=True) as bar:
-        for batch in reader:
-            writer.write(simulate_oversampled(batch, generator, card, seed, oversample))
-            counts.written += len(batch) * oversample
+    spec = ReaderSpec(str(input_path), card.truth, batch_size, max_events=max_events, skip=skip, seed=seed,
+                      history=card.objects.jet_flavor, record=card.output.truth == "full")
+    with open_reader(spec, counts, process=reader_process) as reader:  # in this process: the input is opened now
+        generator = make_generator(card, device)
+        if isinstance(reader, ReaderProcess):
+            reader.ready()  # the input opened in the reader process, or its one-line error
+        start = time.perf_counter()
+        with DelphesWriter(output_path) as writer, tqdm(total=max_events, unit="ev", dynamic_ncols=True,
+                                                        disable=None if progress else True) as bar:
+            for batch in reader:
+                writer.write(simulate_oversampled(batch, generator, card, seed, oversample))
+                counts.written += len(batch) * oversample
+                bar.update(counts.read - bar.n)
+                if report is not None:
+                    report(counts.read)
             bar.update(counts.read - bar.n)
-            if report is not None:
-                report(counts.read)
-        bar.update(counts.read - bar.n)
-        if writer.entries == 0:  # still write a valid (empty) tree with every collection
-            writer.write(simulate_oversampled(TruthBatch.empty(), generator, card, seed, oversample))
-        seconds = time.perf_counter() - start
-        counts.model_truncated = getattr(generator, "truncated", 0)
-        counts.model_outside_acceptance = getattr(generator, "outside_acceptance", 0)
-        warnings = reader.warnings + no_events_warning(counts, skip)
-        writer.commit(run_metadata(card, input_path, counts, warnings, seconds,
-                                   generator=card.generator.kind,
-                                   checkpoint=str(card.generator.checkpoint) if card.generator.checkpoint else None,
-                                   seed=seed, batch_size=batch_size, device=used_device(generator),
-                                   oversample=oversample))
+            if writer.entries == 0:  # still write a valid (empty) tree with every collection
+                writer.write(simulate_oversampled(TruthBatch.empty(), generator, card, seed, oversample))
+            seconds = time.perf_counter() - start
+            counts.model_truncated = getattr(generator, "truncated", 0)
+            counts.model_outside_acceptance = getattr(generator, "outside_acceptance", 0)
+            warnings = reader.warnings + no_events_warning(counts, skip)
+            writer.commit(run_metadata(card, input_path, counts, warnings, seconds,
+                                       generator=card.generator.kind,
+                                       checkpoint=str(card.generator.checkpoint) if card.generator.checkpoint else None,
+                                       seed=seed, batch_size=batch_size, device=used_device(generator),
+                                       oversample=oversample))
     return RunResult(counts, seconds, warnings)
 
 

@@ -9,6 +9,11 @@
    Candidates outside the output acceptance (pT, |eta|) -- which the training data cannot contain -- are
    dropped and counted (``outside_acceptance``, stored in the output file's counts). Events asking for more
    candidates than the model's maximum are truncated and counted.
+
+On an accelerator: the card's ``sampling.precision: bfloat16`` runs the networks under bf16 autocast (the solver's
+state stays float32), inputs go through pinned memory, and a group of events that runs out of device memory is
+split in halves (down to :data:`ROW_STEP` events) and retried; the smaller size is kept for the rest of the run
+(``max_rows``). The same code runs on the CPU (autocast and the back-off included), which is how it is tested.
 """
 
 from __future__ import annotations
@@ -96,6 +101,9 @@ class NeuralGenerator:
         self.max_pfc = int(self.metadata["provenance"]["max_pfc"])  # load_model checked it against the card
         self.truncated = 0
         self.outside_acceptance = 0
+        self.autocast = card.sampling.precision == "bfloat16"
+        self.max_rows = -(-card.sampling.batch_size // ROW_STEP) * ROW_STEP  # halved on out-of-memory
+        self.pin = self.device.type == "cuda"
 
     @torch.inference_mode()
     def __call__(self, batch: TruthBatch, seed: int) -> ak.Array:
@@ -111,8 +119,9 @@ class NeuralGenerator:
         noise = noise.reshape(n_events, n_event_features)
         raw = np.zeros((n_events, n_event_features))
         for group in same_shape(truth_length):
-            rows = padded_rows(group)
-            raw[group] = self._event_quantities(sets.take(rows), int(truth_length[group[0]]), noise[rows])[:len(group)]
+            length = int(truth_length[group[0]])
+            raw[group] = self._in_chunks(padded_rows(group), lambda rows, length=length: self._event_quantities(
+                sets.take(rows), length, noise[rows]))[:len(group)]
         counts = counts_from_samples(raw[:, 3:])
         over = counts.sum(axis=1) > self.max_pfc
         self.truncated += int(over.sum())
@@ -129,20 +138,44 @@ class NeuralGenerator:
         features = np.zeros((offsets[-1], n_features))
         pfc_length = padded_length(totals, CANDIDATE_STEP)
         for group in same_shape(np.stack([truth_length, pfc_length], axis=1)):
-            rows = padded_rows(group)
-            slots = ranges(offsets[rows], offsets[rows + 1])
-            x = self._candidates(sets.take(rows), int(truth_length[group[0]]), raw[rows], totals[rows],
-                                 int(pfc_length[group[0]]), slot_class[slots], slot_noise[slots])
+            lengths = int(truth_length[group[0]]), int(pfc_length[group[0]])
+
+            def candidates(rows: np.ndarray, lengths: tuple[int, int] = lengths) -> np.ndarray:
+                slots = ranges(offsets[rows], offsets[rows + 1])
+                return self._candidates(sets.take(rows), lengths[0], raw[rows], totals[rows], lengths[1],
+                                        slot_class[slots], slot_noise[slots])
+
+            x = self._in_chunks(padded_rows(group), candidates)
             features[ranges(offsets[group], offsets[group + 1])] = x[:offsets[group + 1].sum() - offsets[group].sum()]
         return self._decode(features, slot_class, totals, np.exp(raw[:, 2]), vertex)
+
+    def _in_chunks(self, rows: np.ndarray, run) -> np.ndarray:
+        """``run(rows)`` on consecutive chunks of at most ``max_rows`` rows, results concatenated. Out of device
+        memory, the chunk is halved (a multiple of ROW_STEP rows, so each event's output stays the same) and
+        retried, and ``max_rows`` kept at that size; at ROW_STEP rows the error is raised."""
+        results, done = [], 0
+        while done < len(rows):
+            size = min(self.max_rows, len(rows) - done)
+            try:
+                results.append(run(rows[done:done + size]))
+            except torch.OutOfMemoryError:
+                if size <= ROW_STEP:
+                    raise
+                self.max_rows = max(ROW_STEP, size // 2 // ROW_STEP * ROW_STEP)
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                continue
+            done += size
+        return np.concatenate(results)
 
     def _event_quantities(self, truth: ParticleSets, length: int, noise: np.ndarray) -> np.ndarray:
         """Raw event quantities of events whose truth sets are padded to ``length``."""
         model, objective = self.model, self.objective
         tokens, mask, truth_event = self._tensors(*truth_inputs(truth, self.norm, length))
-        condition = model.event.condition(tokens, mask, truth_event)
-        events = sample(lambda x, t: objective.velocity(model.event(x, t, condition), x, t),
-                        self._tensors(noise)[0], objective.path, self.solver, self.steps)
+        with self._precision():
+            condition = model.event.condition(tokens, mask, truth_event)
+            events = sample(lambda x, t: objective.velocity(model.event(x, t, condition).float(), x, t),
+                            self._tensors(noise)[0], objective.path, self.solver, self.steps)
         return unstandardise(events.cpu().numpy(), self.norm.event_mean, self.norm.event_std)
 
     def _candidates(self, truth: ParticleSets, truth_length: int, raw: np.ndarray, totals: np.ndarray,
@@ -157,13 +190,22 @@ class NeuralGenerator:
         start[slot_mask] = noise
         pfc_class, pfc_mask, pfc_event, start = self._tensors(
             one_hot, slot_mask, standardise(raw, norm.event_mean, norm.event_std), start)
-        cache = model.pfc.encode(tokens, mask, truth_event, pfc_event)
-        x = sample(lambda x, t: objective.velocity(model.pfc(x, t, pfc_class, pfc_mask, cache), x, t), start,
-                   objective.path, self.solver, self.steps)
+        with self._precision():
+            cache = model.pfc.encode(tokens, mask, truth_event, pfc_event)
+            x = sample(lambda x, t: objective.velocity(model.pfc(x, t, pfc_class, pfc_mask, cache).float(), x, t),
+                       start, objective.path, self.solver, self.steps)
         return unstandardise(x.cpu().numpy()[slot_mask], norm.pfc_mean, norm.pfc_std)
 
+    def _precision(self) -> torch.autocast:
+        """bf16 autocast of the network calls when the card asks for it (on any device), else a no-op."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast)
+
     def _tensors(self, *arrays: np.ndarray) -> list[torch.Tensor]:
-        return [torch.from_numpy(np.ascontiguousarray(a)).to(self.device) for a in arrays]
+        """The arrays on the generator's device (through pinned memory, asynchronously, to a CUDA device)."""
+        tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in arrays]
+        if self.pin:
+            return [t.pin_memory().to(self.device, non_blocking=True) for t in tensors]
+        return [t.to(self.device) for t in tensors]
 
     def _decode(self, features: np.ndarray, cls: np.ndarray, totals: np.ndarray, ht: np.ndarray,
                 vertex: np.ndarray) -> ak.Array:

@@ -20,13 +20,14 @@ import numpy as np
 import uproot
 
 from parnassus.errors import OutputError
-from parnassus.events import TruthBatch
+from parnassus.events import TruthBatch, impact_parameters
 from parnassus.io.atomic import make_temporary, signals_deferred
 from parnassus.pdg import CHARGED_HADRON, ELECTRON, MUON, NEUTRAL_HADRON, PHOTON
 
 TREE = "Delphes"
 METADATA_KEY = "parnassus_metadata"
 _KEEP_64BIT = {"Number"}
+MM_PER_C_TO_SECONDS = 1e-3 / 299_792_458.0  # a time in mm/c (HepMC3's unit) in seconds (Delphes')
 
 
 def truth_collections(batch: TruthBatch, replica: int | None = None, replicas: int = 1) -> dict[str, ak.Array]:
@@ -36,16 +37,7 @@ def truth_collections(batch: TruthBatch, replica: int | None = None, replicas: i
     simulation: it is written as the extra leaf ``Event.Replica``, which analyses written for Delphes ignore, and
     the event weights are divided by ``replicas`` so that sums of weights keep their meaning.
     """
-    p = batch.particles
-    momentum = np.sqrt(p.px**2 + p.py**2 + p.pz**2)
-    rapidity = 0.5 * np.log((p.e + p.pz) / (p.e - p.pz))
-    minus_one = ak.values_astype(ak.zeros_like(p.pid) - 1, np.int32)
-    particle = ak.zip({
-        "PID": p.pid, "Status": p.status, "IsPU": ak.zeros_like(p.pid), "M1": minus_one, "M2": minus_one,
-        "D1": minus_one, "D2": minus_one, "Charge": p.charge, "Mass": p.mass, "E": p.e, "Px": p.px,
-        "Py": p.py, "Pz": p.pz, "P": momentum, "PT": p.pt, "Eta": p.eta, "Phi": p.phi, "Rapidity": rapidity,
-        "T": p.t, "X": p.x, "Y": p.y, "Z": p.z,
-    })
+    particle = particle_collection(batch.particles if batch.record is None else batch.record)
     one = np.ones(len(batch), dtype=np.int64)
     event_weight = batch.weight / replicas
     leaves = {"Number": batch.number, "Weight": event_weight}
@@ -56,21 +48,44 @@ def truth_collections(batch: TruthBatch, replica: int | None = None, replicas: i
     return {"Event": event, "Weight": weight, "Particle": particle}
 
 
+def particle_collection(p: ak.Array) -> ak.Array:
+    """Delphes' ``Particle`` (GenParticle) leaves of truth particles: the accepted final state (TRUTH_FIELDS,
+    M1..D2 -1) or the whole record (RECORD_FIELDS, with its links). As Delphes writes them: T in seconds,
+    X, Y, Z in mm, Eta and Rapidity +-999.9 along the beam (|cos theta| = 1)."""
+    momentum = np.sqrt(p.px**2 + p.py**2 + p.pz**2)
+    along_beam = abs(p.pz) == momentum
+    beam_side = ak.where(p.pz >= 0, 999.9, -999.9)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rapidity = 0.5 * np.log((p.e + p.pz) / (p.e - p.pz))
+    links = {name: p[name.lower()] if name.lower() in p.fields else ak.values_astype(ak.zeros_like(p.pid) - 1,
+                                                                                      np.int32)
+             for name in ("M1", "M2", "D1", "D2")}
+    return ak.zip({
+        "PID": p.pid, "Status": p.status, "IsPU": ak.zeros_like(p.pid), **links, "Charge": p.charge,
+        "Mass": p.mass, "E": p.e, "Px": p.px, "Py": p.py, "Pz": p.pz, "P": momentum, "PT": p.pt,
+        "Eta": ak.where(along_beam, beam_side, p.eta), "Phi": p.phi,
+        "Rapidity": ak.where(along_beam, beam_side, rapidity), "T": p.t * MM_PER_C_TO_SECONDS,
+        "X": p.x, "Y": p.y, "Z": p.z,
+    })
+
+
 def pfc_collections(pfcs: ak.Array) -> dict[str, ak.Array]:
-    """``ParticleFlowCandidate`` (all, with ``Class``) and Delphes' EFlow split of the same candidates."""
+    """``ParticleFlowCandidate`` (all, with ``Class``) and Delphes' EFlow split of the same candidates.
+
+    ``IsPU`` is the candidates' ``is_pu`` (1: from a pileup interaction; 0 where the generator does not know)."""
     momentum = np.sqrt(pfcs.px**2 + pfcs.py**2 + pfcs.pz**2)
-    d0 = (pfcs.x * pfcs.py - pfcs.y * pfcs.px) / pfcs.pt
+    d0, dz = impact_parameters(pfcs.x, pfcs.y, pfcs.z, pfcs.px, pfcs.py, pfcs.pz, pfcs.pt)
     all_pfcs = ak.zip({
         "PID": pfcs.pid, "Charge": pfcs.charge, "Class": pfcs.cls, "E": pfcs.e, "P": momentum, "PT": pfcs.pt,
         "Eta": pfcs.eta, "Phi": pfcs.phi, "Mass": pfcs.mass, "X": pfcs.x, "Y": pfcs.y, "Z": pfcs.z,
-        "D0": d0, "DZ": pfcs.z,
+        "D0": d0, "DZ": dz, "IsPU": _is_pu(pfcs),
     })
     is_track = (pfcs.cls == CHARGED_HADRON) | (pfcs.cls == ELECTRON) | (pfcs.cls == MUON)
     t = pfcs[is_track]
     tracks = ak.zip({
-        "PID": t.pid, "Charge": t.charge, "IsPU": ak.zeros_like(t.charge), "P": momentum[is_track],
+        "PID": t.pid, "Charge": t.charge, "IsPU": _is_pu(t), "P": momentum[is_track],
         "PT": t.pt, "Eta": t.eta, "Phi": t.phi, "CtgTheta": t.pz / t.pt, "Mass": t.mass,
-        "T": ak.zeros_like(t.pt), "X": t.x, "Y": t.y, "Z": t.z, "D0": d0[is_track], "DZ": t.z,
+        "T": ak.zeros_like(t.pt), "X": t.x, "Y": t.y, "Z": t.z, "D0": d0[is_track], "DZ": dz[is_track],
     })
     return {"ParticleFlowCandidate": all_pfcs, "EFlowTrack": tracks,
             "EFlowPhoton": _towers(pfcs[pfcs.cls == PHOTON], electromagnetic=True),
@@ -82,8 +97,13 @@ def _towers(c: ak.Array, electromagnetic: bool) -> ak.Array:
     return ak.zip({
         "ET": c.pt, "Eta": c.eta, "Phi": c.phi, "E": c.e, "T": zero, "X": c.x, "Y": c.y, "Z": c.z,
         "Eem": c.e if electromagnetic else zero, "Ehad": zero if electromagnetic else c.e,
-        "IsPU": ak.zeros_like(c.cls),
+        "IsPU": _is_pu(c),
     })
+
+
+def _is_pu(c: ak.Array) -> ak.Array:
+    """The candidates' pileup flag; 0 for candidate arrays made without one."""
+    return c.is_pu if "is_pu" in c.fields else ak.zeros_like(c.cls)
 
 
 def _delphes_types(collection: ak.Array, outer: str) -> ak.Array:

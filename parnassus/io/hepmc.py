@@ -27,8 +27,8 @@ import pyhepmc
 
 from parnassus.card import JetFlavor, TruthCuts
 from parnassus.errors import InputError
-from parnassus.events import HISTORY_FIELDS, TRUTH_FIELDS, RunCounts, TruthBatch, eta_phi
-from parnassus.pdg import charge_and_class, ctau_mm, has_quark
+from parnassus.events import HISTORY_FIELDS, RECORD_FIELDS, TRUTH_FIELDS, RunCounts, TruthBatch, eta_phi
+from parnassus.pdg import charge_and_class, ctau_mm, delphes_charge, has_quark
 
 CHUNK_BYTES = 1 << 20
 EVENT_START = b"\nE "
@@ -86,11 +86,13 @@ class TruthReader:
 
     ``history`` (a card's ``objects.jet_flavor``): also keep the generator-history particles that jet flavour
     and tagging need, the partons and heavy hadrons within its pT and |eta| cuts
-    (:attr:`TruthBatch.history <parnassus.events.TruthBatch>`); none: no history.
+    (:attr:`TruthBatch.history <parnassus.events.TruthBatch>`); none: no history. ``record``: also keep each
+    event's whole generator record (:attr:`TruthBatch.record`, card ``output.truth: full``).
     """
 
     def __init__(self, path: str | Path, cuts: TruthCuts, batch_size: int, counts: RunCounts,
-                 max_events: int | None = None, skip: int = 0, history: JetFlavor | None = None):
+                 max_events: int | None = None, skip: int = 0, history: JetFlavor | None = None,
+                 record: bool = False):
         self.path = str(path)
         self.cuts = cuts
         self.batch_size = batch_size
@@ -98,15 +100,16 @@ class TruthReader:
         self.max_events = max_events
         self.skip = skip
         self.warnings: list[str] = []
-        self._select_truth = TruthSelector(cuts, counts, history)
+        self._select_truth = TruthSelector(cuts, counts, history, record)
 
 
 class HepMCReader(TruthReader):
     """Iterate over a HepMC3 ASCII input in :class:`TruthBatch` es of at most ``batch_size`` events."""
 
     def __init__(self, path: str | Path, cuts: TruthCuts, batch_size: int, counts: RunCounts,
-                 max_events: int | None = None, skip: int = 0, history: JetFlavor | None = None):
-        super().__init__(path, cuts, batch_size, counts, max_events, skip, history)
+                 max_events: int | None = None, skip: int = 0, history: JetFlavor | None = None,
+                 record: bool = False):
+        super().__init__(path, cuts, batch_size, counts, max_events, skip, history, record)
         self._header = b""
         self._open()
 
@@ -237,7 +240,9 @@ class HepMCReader(TruthReader):
         production, first_incoming = _vertex_links(data, len(particles))
         position = _production_positions(data, production, first_incoming, event.event_pos()) * mm
         parent = _through(production, first_incoming) if self._select_truth.needs_parents else None
-        selected = self._select_truth(particles["pid"], particles["status"], momentum, mass, position, parent)
+        family = _family(data, production) if self._select_truth.record else None
+        selected = self._select_truth(particles["pid"], particles["status"], momentum, mass, position, parent,
+                                      family)
         if selected is None:
             return None
         weight = event.weights[0] if len(event.weights) else 1.0
@@ -273,16 +278,19 @@ class TruthSelector:
     (:func:`generator_history`, partons and heavy hadrons within its cuts).
     """
 
-    def __init__(self, cuts: TruthCuts, counts: RunCounts, history: JetFlavor | None = None):
+    def __init__(self, cuts: TruthCuts, counts: RunCounts, history: JetFlavor | None = None,
+                 record: bool = False):
         self.cuts = cuts
         self.counts = counts
         self.history = history
+        self.record = record  # then a reader passes ``family``
         self._drop = np.array(sorted({abs(p) for p in cuts.drop_pids}), dtype=np.int64)
         self._status = np.array(cuts.status, dtype=np.int64)
         self.needs_parents = cuts.stable_ctau_mm is not None or history is not None  # then a reader passes ``parent``
 
     def __call__(self, pid: np.ndarray, status: np.ndarray, momentum: np.ndarray, mass: np.ndarray,
-                 position: np.ndarray, parent: np.ndarray | None = None) -> dict[str, np.ndarray] | None:
+                 position: np.ndarray, parent: np.ndarray | None = None, family: np.ndarray | None = None
+                 ) -> dict[str, np.ndarray] | None:
         """Select the accepted truth particles of one event.
 
         ``pid``, ``status`` (HepMC convention), ``mass`` (GeV): one entry per particle of the event;
@@ -292,12 +300,14 @@ class TruthSelector:
         ``final_state`` the same columns for every final-state particle (status and drop_pids only, no
         kinematic cut or truncation; particles with ids unknown to the PDG table left out) and, with
         ``history`` and ``parent``, under ``history`` the columns of :data:`HISTORY_FIELDS` of the event's
-        generator-history particles (:func:`generator_history`); or None (and a counted skip)
+        generator-history particles (:func:`generator_history`); with ``family`` (``record``), under ``record``
+        the columns of :data:`RECORD_FIELDS` of the whole record (:func:`whole_record`); or None (and a counted skip)
         for an event with a non-finite or unphysical momentum among its final-state particles (see
         :func:`is_physical`) or an unknown PDG id among the accepted particles. Counts truncated events.
         """
         cuts = self.cuts
         history = None
+        record = whole_record(pid, status, momentum, mass, position, family) if family is not None else None
         if self.history is not None and parent is not None:
             history = generator_history(pid, status, momentum, parent, self.history.pt_min, self.history.eta_max)
         replaced = None
@@ -338,7 +348,23 @@ class TruthSelector:
             "final_state": {name: column[known] for name, column in columns.items()}}
         if history is not None:
             selected["history"] = history
+        if record is not None:
+            selected["record"] = record
         return selected
+
+
+def whole_record(pid: np.ndarray, status: np.ndarray, momentum: np.ndarray, mass: np.ndarray, position: np.ndarray,
+                 family: np.ndarray) -> dict[str, np.ndarray]:
+    """The columns of :data:`RECORD_FIELDS` of every particle of one event (arguments as for
+    :class:`TruthSelector`; ``family``: (5, n) the output order and, in that order, m1, m2, d1, d2)."""
+    order = family[0]
+    px, py, pz, energy = momentum[:, order]
+    pt, eta, phi = eta_phi(px, py, pz)
+    pid = pid[order]
+    return {"pid": pid, "status": status[order], "charge": delphes_charge(pid), "mass": mass[order], "e": energy,
+            "px": px, "py": py, "pz": pz, "pt": pt, "eta": eta, "phi": phi,
+            "x": position[order, 0], "y": position[order, 1], "z": position[order, 2], "t": position[order, 3],
+            "m1": family[1], "m2": family[2], "d1": family[3], "d2": family[4]}
 
 
 def generator_history(pid: np.ndarray, status: np.ndarray, momentum: np.ndarray, parent: np.ndarray,
@@ -431,6 +457,50 @@ def _vertex_links(data: pyhepmc.GenEventData, n_particles: int) -> tuple[np.ndar
     return production, first_incoming
 
 
+def _family(data: pyhepmc.GenEventData, production: np.ndarray) -> np.ndarray:
+    """(5, n): the order in which Delphes' HepMC3 reader lists the particles of an event, and in that order the
+    first and last mother (m2 -1 for one mother) and the first and last daughter of each (-1: none).
+
+    Delphes lists particles grouped by their production vertex, the groups in the order of their first particle
+    in the file (particles without a production vertex, the beams, form one group), so the daughters of a vertex
+    are the range d1..d2; the mothers are the particles entering the production vertex.
+    """
+    n = len(production)
+    links1, links2 = np.asarray(data.links1), np.asarray(data.links2)
+    incoming = (links1 > 0) & (links2 < 0)  # particle links1 enters vertex -links2
+    group = np.where(production >= 0, production, -1)
+    first_of_group = np.full(len(data.vertices) + 1, n, dtype=np.int64)
+    np.minimum.at(first_of_group, group + 1, np.arange(n))
+    order = np.argsort(first_of_group[group + 1], kind="stable")
+    position = np.empty(n, dtype=np.int64)
+    position[order] = np.arange(n)
+
+    def first_last(vertex: np.ndarray, members: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        first = np.full(len(data.vertices), n, dtype=np.int64)
+        last = np.full(len(data.vertices), -1, dtype=np.int64)
+        np.minimum.at(first, vertex, position[members])
+        np.maximum.at(last, vertex, position[members])
+        return first, last, np.bincount(vertex, minlength=len(data.vertices))
+
+    mother_first, mother_last, mothers = first_last(-links2[incoming] - 1, links1[incoming] - 1)
+    produced = production >= 0
+    daughter_first, daughter_last, _ = first_last(production[produced], np.flatnonzero(produced))
+    end = np.full(n, -1, dtype=np.int64)
+    end[links1[incoming] - 1] = -links2[incoming] - 1
+    family = np.full((5, n), -1, dtype=np.int64)
+    family[0] = order
+    has_mother = produced & (_through(production, mothers) > 0)
+    family[1, has_mother] = mother_first[production[has_mother]]
+    several = has_mother & (_through(production, mothers) > 1)
+    family[2, several] = mother_last[production[several]]
+    decays = end >= 0
+    decays[decays] = daughter_last[end[decays]] >= 0  # an end vertex without outgoing particles: no daughters
+    family[3, decays] = daughter_first[end[decays]]
+    family[4, decays] = daughter_last[end[decays]]
+    family[1:] = family[1:, order]  # from file order to the output order
+    return family
+
+
 def _through(index: np.ndarray, table: np.ndarray) -> np.ndarray:
     """``table[index]`` where ``index`` >= 0, else -1."""
     result = np.full(len(index), -1, dtype=np.int64)
@@ -479,6 +549,11 @@ def to_truth_batch(events: list[dict]) -> TruthBatch:
         counts=np.array([len(f["pid"]) for f in final]),
         columns={name: np.concatenate([f[name] for f in final]) for name in TRUTH_FIELDS},
         number=batch.number, weight=batch.weight, index=batch.index).particles
+    if all("record" in e for e in events):
+        record = [e["record"] for e in events]
+        batch.record = TruthBatch.jagged(np.array([len(r["pid"]) for r in record]),
+                                         {name: np.concatenate([r[name] for r in record])
+                                          for name in RECORD_FIELDS}, RECORD_FIELDS)
     if all("history" in e for e in events):
         history = [e["history"] for e in events]
         batch.history = TruthBatch.jagged(np.array([len(h["pid"]) for h in history]),

@@ -140,10 +140,11 @@ class PythiaReader(TruthReader):
     """
 
     def __init__(self, path: str | Path, cuts: TruthCuts, batch_size: int, counts: RunCounts,
-                 max_events: int | None = None, skip: int = 0, seed: int = 1, history: JetFlavor | None = None):
+                 max_events: int | None = None, skip: int = 0, seed: int = 1, history: JetFlavor | None = None,
+                 record: bool = False):
         if max_events is None:
             raise InputError(f"{path}: a Pythia card needs -n/--max-events")
-        super().__init__(path, cuts, batch_size, counts, max_events, skip, history)
+        super().__init__(path, cuts, batch_size, counts, max_events, skip, history, record)
         self._failures = 0
         self._pythia = make_pythia(path, seed)  # initialise now, so a bad card fails before any output is made
         self._is_hadron: dict[int, bool] = {}
@@ -194,11 +195,16 @@ class PythiaReader(TruthReader):
             # (decay products, the history that flavour and tau tagging read, have a single mother)
             mother1 = ak.to_numpy(particles.mother1)
             parent = np.where(mother1 > 0, mother1 - 1, -1)
+        family = None
+        if self._select_truth.record:  # Pythia's own order and links, as Delphes' Pythia8 reader writes them
+            links = [ak.to_numpy(particles[name]) - 1 for name in ("mother1", "mother2", "daughter1", "daughter2")]
+            family = np.stack([np.arange(len(pid)) - np.repeat(starts + 1, sizes), *links])
         events = []
         for i, (start, size) in enumerate(zip(starts, sizes, strict=True)):
             event = slice(start + 1, start + size)  # entry 0 is Pythia's "system" line, not a particle
             selected = self._select_truth(pid[event], status[event], momentum[:, event], mass[event],
-                                          position[event], None if parent is None else parent[event])
+                                          position[event], None if parent is None else parent[event],
+                                          None if family is None else family[:, event])
             if selected is not None:
                 events.append({"index": first_index + i, "number": first_index + i, "weight": weights[i],
                                **selected})

@@ -68,10 +68,16 @@ class Grid:
 
 @dataclass
 class Cells:
-    """Energies of the cells of a batch, keyed by (event, ieta, iphi) through the grid."""
+    """Energies of the cells of a batch, keyed by (event, ieta, iphi) through the grid; ``pileup``: the part of
+    the deposited energy (before noise) from pileup particles."""
 
     key: np.ndarray
     energy: np.ndarray
+    pileup: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.pileup is None:
+            self.pileup = np.zeros(len(self.energy))
 
 
 @dataclass
@@ -80,6 +86,11 @@ class Clusters:
     energy: np.ndarray
     eta: np.ndarray
     phi: np.ndarray
+    pileup: np.ndarray | None = None  # the part of the energy from pileup particles (their cells' share)
+
+    def __post_init__(self) -> None:
+        if self.pileup is None:
+            self.pileup = np.zeros(len(self.energy))
 
     def __len__(self) -> int:
         return len(self.energy)
@@ -87,13 +98,19 @@ class Clusters:
 
 @dataclass
 class Deposits:
-    """Energy deposited by particles at (eta, phi), with the lateral shower width in cells."""
+    """Energy deposited by particles at (eta, phi), with the lateral shower width in cells; ``pileup``: made by a
+    pileup particle."""
 
     event: np.ndarray
     eta: np.ndarray
     phi: np.ndarray
     energy: np.ndarray
     spread: np.ndarray
+    pileup: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.pileup is None:
+            self.pileup = np.zeros(len(self.energy), dtype=bool)
 
     @classmethod
     def concatenate(cls, parts: list[Deposits]) -> Deposits:
@@ -118,6 +135,7 @@ def deposit_cells(deposits: Deposits, grid: Grid, shower_spread: bool) -> Cells:
     """Sum deposits into cells, spreading each over a window of +-1.5 times the widest profile when enabled."""
     inside = np.abs(deposits.eta) < grid.eta_max
     event, energy = deposits.event[inside], deposits.energy[inside]
+    pileup_energy = np.where(deposits.pileup[inside], energy, 0.0)
     eta_pos = grid.eta_position(deposits.eta[inside])
     phi_pos = grid.phi_position(deposits.phi[inside])
     if shower_spread and len(event):
@@ -132,11 +150,13 @@ def deposit_cells(deposits: Deposits, grid: Grid, shower_spread: bool) -> Cells:
         valid = (ieta >= 0) & (ieta < grid.n_eta)
         keys = grid.key(np.repeat(event[:, None], width * width, axis=1)[valid], ieta[valid], iphi[valid])
         values = (energy[:, None] * weight)[valid]
+        pileup_values = (pileup_energy[:, None] * weight)[valid]
     else:
         keys = grid.key(event, np.floor(eta_pos).astype(np.int64), np.floor(phi_pos).astype(np.int64))
-        values = energy
+        values, pileup_values = energy, pileup_energy
     unique, inverse = np.unique(keys, return_inverse=True)
-    return Cells(unique, np.bincount(inverse, weights=values, minlength=len(unique)))
+    return Cells(unique, np.bincount(inverse, weights=values, minlength=len(unique)),
+                 np.bincount(inverse, weights=pileup_values, minlength=len(unique)))
 
 
 def add_noise(cells: Cells, grid: Grid, noise: float, threshold: float, n_events: int,
@@ -154,7 +174,8 @@ def add_noise(cells: Cells, grid: Grid, noise: float, threshold: float, n_events
     keys, index = np.unique(keys[fresh], return_index=True)
     merged_keys = np.concatenate([cells.key, keys])
     order = np.argsort(merged_keys)
-    return Cells(merged_keys[order], np.concatenate([energy, values[fresh][index]])[order])
+    return Cells(merged_keys[order], np.concatenate([energy, values[fresh][index]])[order],
+                 np.concatenate([cells.pileup, np.zeros(len(keys))])[order])
 
 
 def _neighbour_edges(cells: Cells, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
@@ -180,7 +201,7 @@ def cluster(cells: Cells, grid: Grid, threshold: float, seed_threshold: float, s
             splitting: bool) -> Clusters:
     """Topological clustering with seed sharing (see module docstring)."""
     keep = cells.energy >= threshold
-    cells = Cells(cells.key[keep], cells.energy[keep])
+    cells = Cells(cells.key[keep], cells.energy[keep], cells.pileup[keep])
     n = len(cells.key)
     if n == 0:
         return Clusters(*(np.zeros(0) for _ in range(4)))
@@ -213,21 +234,23 @@ def cluster(cells: Cells, grid: Grid, threshold: float, seed_threshold: float, s
     total = np.bincount(cell_index, weights=weight, minlength=n)
     share = cells.energy[cell_index] * weight / np.maximum(total[cell_index], 1e-300)
     energy = np.bincount(seed_slot, weights=share, minlength=len(seeds))
+    pileup_share = cells.pileup[cell_index] * weight / np.maximum(total[cell_index], 1e-300)
+    pileup = np.bincount(seed_slot, weights=pileup_share, minlength=len(seeds))
     safe = np.maximum(energy, 1e-300)
     eta = grid.cell_eta(ieta[seeds]) + np.bincount(seed_slot, weights=share * deta, minlength=len(seeds)) / safe \
         * grid.cell
     phi = grid.cell_phi(iphi[seeds]) + np.bincount(seed_slot, weights=share * dphi, minlength=len(seeds)) / safe \
         * grid.phi_cell
-    return Clusters(event=event[seeds], energy=energy, eta=eta, phi=delta_phi(phi, 0.0))
+    return Clusters(event=event[seeds], energy=energy, eta=eta, phi=delta_phi(phi, 0.0), pileup=pileup)
 
 
 def particle_deposits(cls: np.ndarray, event: np.ndarray, energy: np.ndarray, ecal_eta: np.ndarray,
                       ecal_phi: np.ndarray, hcal_eta: np.ndarray, hcal_phi: np.ndarray, is_muon: np.ndarray,
                       calo: Calorimetry, effects: Effects, rng: EventRandom, fragments: Interactions,
-                      cell: float) -> tuple[Deposits, Deposits]:
+                      cell: float, pileup: np.ndarray | None = None) -> tuple[Deposits, Deposits]:
     """ECAL and HCAL deposits of particles that reach the calorimeters (already selected); with
     ``effects.shower_fragments``, hadron showers leave extra EM sub-showers in the ECAL (the ``fragments``
-    parameters; offsets in cells of size ``cell``)."""
+    parameters; offsets in cells of size ``cell``). ``pileup``: which particles come from pileup (none: no one)."""
     n = len(energy)
     em = ((cls == PHOTON) | (cls == ELECTRON)) & ~is_muon
     hadron = ~em & ~is_muon
@@ -257,8 +280,8 @@ def particle_deposits(cls: np.ndarray, event: np.ndarray, energy: np.ndarray, ec
 
     ecal_spread = np.where(em, calo.em_spread, np.where(is_muon, 0.3, calo.hadron_ecal_spread))
     hcal_spread = np.where(is_muon, 0.3, calo.hadron_hcal_spread)
-    ecal = Deposits(event, ecal_eta, ecal_phi, ecal_energy, ecal_spread)
-    hcal = Deposits(event, hcal_eta, hcal_phi, hcal_energy, hcal_spread)
+    ecal = Deposits(event, ecal_eta, ecal_phi, ecal_energy, ecal_spread, pileup)
+    hcal = Deposits(event, hcal_eta, hcal_phi, hcal_energy, hcal_spread, pileup)
     if effects.shower_fragments:
         showering = np.zeros(n, dtype=bool)
         showering[np.flatnonzero(hadron)[~mip]] = True
@@ -287,7 +310,8 @@ def _fragment(ecal: Deposits, showering: np.ndarray, fragments: Formula, spread:
     offset = np.where(is_core, 0.0, 1.0) * spread
     pieces = Deposits(ecal.event[source], ecal.eta[source] + offset * rng.standard_normal(ecal.event[source]),
                       delta_phi(ecal.phi[source] + offset * rng.standard_normal(ecal.event[source]), 0.0),
-                      ecal.energy[source] * share, np.where(is_core, ecal.spread[source], em_spread))
+                      ecal.energy[source] * share, np.where(is_core, ecal.spread[source], em_spread),
+                      ecal.pileup[source])
     rest = np.ones(len(ecal.energy), dtype=bool)
     rest[index] = False
     kept = Deposits(*(getattr(ecal, name)[rest] for name in Deposits.__dataclass_fields__))

@@ -10,6 +10,9 @@
    neutral hadron (the rest). Clusters without any track become photons (ECAL) or neutral hadrons
    (HCAL, calibrated).
 4. Tracks become muons (muon-system tag), electrons, or charged hadrons, with the track's momentum.
+
+Every candidate records whether it comes from a pileup interaction: a track's particle does; a neutral
+candidate's clusters (its block's, for the neutral excess) hold more pileup energy than hard-scatter energy.
 """
 
 from __future__ import annotations
@@ -44,6 +47,11 @@ class Candidates:
     x: np.ndarray
     y: np.ndarray
     z: np.ndarray
+    is_pu: np.ndarray | None = None  # from a pileup interaction (see module docstring)
+
+    def __post_init__(self) -> None:
+        if self.is_pu is None:
+            self.is_pu = np.zeros(len(self.pt), dtype=bool)
 
 
 def nearest_cluster(event: np.ndarray, eta: np.ndarray, phi: np.ndarray, clusters: Clusters, distance: float
@@ -119,6 +127,9 @@ def reconstruct(tracks: Tracks, track_ecal: tuple[np.ndarray, np.ndarray], track
     ecal_free = ~ecal_used
     block_ecal = np.bincount(ecal_block[ecal_free], weights=ecal.energy[ecal_free], minlength=n_blocks)
     block_hcal = np.bincount(hcal_block, weights=hcal.energy, minlength=n_blocks)
+    block_pileup = np.bincount(ecal_block[ecal_free], weights=ecal.pileup[ecal_free], minlength=n_blocks) + \
+        np.bincount(hcal_block, weights=hcal.pileup, minlength=n_blocks)
+    block_is_pu = block_pileup > 0.5 * (block_ecal + block_hcal)
     muon_tracks = hadronic & tracks.muon
     mip = np.bincount(track_block[muon_tracks], minlength=n_blocks) * flow.muon_calo_energy
     charged = hadronic & ~tracks.muon
@@ -163,15 +174,19 @@ def reconstruct(tracks: Tracks, track_ecal: tuple[np.ndarray, np.ndarray], track
     photon_energy_out = photon_energy_out * flow.photon_calibration(
         photon_energy_out / np.cosh(ecal.eta[photon]), ecal.eta[photon], photon_energy_out)
     track_cls = np.where(electron, ELECTRON, np.where(tracks.muon, MUON, CHARGED_HADRON))
+    mostly_pileup = (ecal.pileup > 0.5 * ecal.energy, hcal.pileup > 0.5 * hcal.energy)
     parts = [
-        (tracks.event, tracks.pt, tracks.eta, tracks.phi, tracks.charge, track_cls, tracks.x, tracks.y, tracks.z),
-        _neutral(ecal.event[photon], photon_energy_out, ecal.eta[photon], ecal.phi[photon], PHOTON, primary_vertex),
+        (tracks.event, tracks.pt, tracks.eta, tracks.phi, tracks.charge, track_cls, tracks.x, tracks.y, tracks.z,
+         tracks.pileup),
+        _neutral(ecal.event[photon], photon_energy_out, ecal.eta[photon], ecal.phi[photon], PHOTON, primary_vertex,
+                 mostly_pileup[0][photon]),
         _neutral(event_of_block[hadron_energy > 0], hadron_energy[hadron_energy > 0],
-                 hcal_eta[hadron_energy > 0], hcal_phi[hadron_energy > 0], NEUTRAL_HADRON, primary_vertex),
+                 hcal_eta[hadron_energy > 0], hcal_phi[hadron_energy > 0], NEUTRAL_HADRON, primary_vertex,
+                 block_is_pu[hadron_energy > 0]),
         _neutral(hcal.event[lone_hcal], lone_hcal_energy, hcal.eta[lone_hcal], hcal.phi[lone_hcal], NEUTRAL_HADRON,
-                 primary_vertex),
+                 primary_vertex, mostly_pileup[1][lone_hcal]),
     ]
-    columns = [np.concatenate([part[k] for part in parts]) for k in range(9)]
+    columns = [np.concatenate([part[k] for part in parts]) for k in range(10)]
     return Candidates(*columns)
 
 
@@ -216,11 +231,11 @@ def _brem_road(tracks: Tracks, road: tuple[np.ndarray, np.ndarray], ecal: Cluste
 
 
 def _neutral(event: np.ndarray, energy: np.ndarray, eta: np.ndarray, phi: np.ndarray, cls: int,
-             primary_vertex: np.ndarray) -> tuple:
+             primary_vertex: np.ndarray, is_pu: np.ndarray) -> tuple:
     """Columns of neutral candidates, placed at their event's primary vertex (the Delphes convention)."""
     n = len(energy)
     x, y, z = primary_vertex[event].T
-    return (event, energy / np.cosh(eta), eta, phi, np.zeros(n, dtype=np.int64), np.full(n, cls), x, y, z)
+    return (event, energy / np.cosh(eta), eta, phi, np.zeros(n, dtype=np.int64), np.full(n, cls), x, y, z, is_pu)
 
 
 def _at(values: np.ndarray, link: np.ndarray, default: float | bool) -> np.ndarray:

@@ -63,7 +63,7 @@ class ReferenceSimulation:
         ecal_deposits, hcal_deposits = particle_deposits(
             particles.cls[hits], particles.event[hits], energy, impact.ecal_eta[hits], impact.ecal_phi[hits],
             impact.hcal_eta[hits], impact.hcal_phi[hits], is_muon, calo, effects, rng,
-            interactions, geometry.ecal_cell)
+            interactions, geometry.ecal_cell, pileup=particles.pileup[hits])
         if self.pool is not None and effects.out_of_time_pileup:
             ecal_deposits, hcal_deposits = self._out_of_time(ecal_deposits, hcal_deposits, n_events, rng)
         ecal_cells = deposit_cells(ecal_deposits, self.ecal_grid, effects.shower_spread)
@@ -94,9 +94,10 @@ class ReferenceSimulation:
                                  road=(road_eta, road_phi))
 
         keep = (candidates.pt >= self.output.pt_min) & (np.abs(candidates.eta) <= self.output.eta_max)
+        order = np.argsort(candidates.event[keep], kind="stable")
         pfcs = make_pfcs(np.bincount(candidates.event[keep], minlength=n_events), *(
-            getattr(candidates, name)[keep][np.argsort(candidates.event[keep], kind="stable")]
-            for name in ("pt", "eta", "phi", "charge", "cls", "x", "y", "z")))
+            getattr(candidates, name)[keep][order] for name in ("pt", "eta", "phi", "charge", "cls", "x", "y", "z")),
+            is_pu=candidates.is_pu[keep][order])
         return sort_by_pt(pfcs)
 
     def _out_of_time(self, ecal: Deposits, hcal: Deposits, n_events: int, rng: EventRandom
@@ -111,7 +112,7 @@ class ReferenceSimulation:
         ecal_oot, hcal_oot = particle_deposits(
             particles.cls[hits], particles.event[hits], particles.e[hits], impact.ecal_eta[hits],
             impact.ecal_phi[hits], impact.hcal_eta[hits], impact.hcal_phi[hits], particles.cls[hits] == MUON,
-            p.calorimetry, p.effects, rng, p.interactions, p.geometry.ecal_cell)
+            p.calorimetry, p.effects, rng, p.interactions, p.geometry.ecal_cell, pileup=particles.pileup[hits])
         ecal_oot.energy = ecal_oot.energy * pileup.out_of_time_ecal
         hcal_oot.energy = hcal_oot.energy * pileup.out_of_time_hcal
         return Deposits.concatenate([ecal, ecal_oot]), Deposits.concatenate([hcal, hcal_oot])

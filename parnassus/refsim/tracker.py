@@ -173,12 +173,15 @@ class Tracks:
     true_electron: np.ndarray
     group: np.ndarray | None = None  # the particle's group (brem, conversion pair), -1 for none and for fakes
     conversion: np.ndarray | None = None  # a leg of a photon conversion
+    pileup: np.ndarray | None = None  # the particle comes from a pileup interaction (False for fakes)
 
     def __post_init__(self) -> None:
         if self.group is None:
             self.group = np.full(len(self.pt), -1, dtype=np.int64)
         if self.conversion is None:
             self.conversion = np.zeros(len(self.pt), dtype=bool)
+        if self.pileup is None:
+            self.pileup = np.zeros(len(self.pt), dtype=bool)
 
     @property
     def p(self) -> np.ndarray:
@@ -254,7 +257,8 @@ def reconstruct_tracks(p: Particles, impact: Impact, decays: DecaysInFlight, pri
     muon = _muon_identification(p, index, decays, geometry, flow, effects, rng)
     tracks = Tracks(particle=index, event=track_event, pt=track_pt, eta=track_eta, phi=track_phi,
                     charge=track_charge, x=x, y=y, z=z, muon=muon,
-                    true_electron=electron, group=p.group[index], conversion=p.origin[index] == CONVERSION)
+                    true_electron=electron, group=p.group[index], conversion=p.origin[index] == CONVERSION,
+                    pileup=p.pileup[index])
     if effects.fake_tracks:
         tracks = _add_fakes(tracks, primary_z, n_events, geometry, tracking, rng)
     return tracks
@@ -290,6 +294,7 @@ def _add_fakes(tracks: Tracks, primary_z: np.ndarray, n_events: int, geometry: G
                   phi=rng.uniform(event, -np.pi, np.pi), charge=rng.sign(event),
                   x=np.zeros(n), y=np.zeros(n), z=primary_z[event] + rng.normal(event, 0, 0.1),
                   muon=np.zeros(n, dtype=bool), true_electron=np.zeros(n, dtype=bool),
-                  group=np.full(n, -1, dtype=np.int64), conversion=np.zeros(n, dtype=bool))
+                  group=np.full(n, -1, dtype=np.int64), conversion=np.zeros(n, dtype=bool),
+                  pileup=np.zeros(n, dtype=bool))
     return Tracks(**{name: np.concatenate([getattr(tracks, name), getattr(fake, name)])
                      for name in tracks.__dataclass_fields__})

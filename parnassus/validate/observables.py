@@ -67,7 +67,7 @@ JET_RESPONSE_BINS = {"pt": ((20.0, 50.0), (50.0, 100.0), (100.0, 200.0), (200.0,
 _JET_LEAVES = ("PT", "Eta", "Phi", "Mass", "C2", "D2")
 _PARTICLE_LEAVES = ("PT", "Eta", "Phi", "X", "Y", "Z")
 BRANCHES = (
-    ["Event.Number", "MissingET.MET", "MissingET.Phi", "GenMissingET.MET", "GenMissingET.Phi", "ScalarHT.HT"]
+    ["Event.Number", "MissingET.MET", "MissingET.Phi", "GenMissingET.MET", "GenMissingET.Phi"]
     + [f"Particle.{leaf}" for leaf in (*_PARTICLE_LEAVES, "PID", "Status")]
     + [f"ParticleFlowCandidate.{leaf}" for leaf in (*_PARTICLE_LEAVES, "Class")]
     + [f"{jets}.{leaf}" for jets in ("Jet", "GenJet") for leaf in _JET_LEAVES]
@@ -269,7 +269,7 @@ def _event_level(obs: FileObservables, chunk: ak.Array, event: np.ndarray) -> No
     met, met_phi = _singleton(chunk, "MissingET.MET"), _singleton(chunk, "MissingET.Phi")
     gen_met, gen_phi = _singleton(chunk, "GenMissingET.MET"), _singleton(chunk, "GenMissingET.Phi")
     met_x, met_y = met * np.cos(met_phi), met * np.sin(met_phi)
-    ht = _singleton(chunk, "ScalarHT.HT")
+    ht = _np(ak.sum(ak.values_astype(chunk["ParticleFlowCandidate.PT"], np.float64), axis=1))  # the papers' HT
     ht_truth = _np(ak.sum(truth_pt * hard, axis=1))
     for key, value in (("n_pfc", n_pfc), ("n_jets", n_jets), ("met_x", met_x), ("met_y", met_y), ("ht", ht)):
         obs.add(f"event.{key}", value, event)

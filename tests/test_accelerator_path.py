@@ -1,0 +1,78 @@
+"""The learned generator's accelerator code path, run on the CPU: bf16 autocast and the out-of-memory back-off."""
+
+from __future__ import annotations
+
+import awkward as ak
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from parnassus.card import load_card
+from parnassus.events import RunCounts
+from parnassus.generators import make_generator
+from parnassus.generators.neural import ROW_STEP
+from parnassus.io.hepmc import HepMCReader
+
+from .conftest import EXAMPLE
+
+
+def events(card, n: int = 24):
+    return next(iter(HepMCReader(EXAMPLE, card.truth, n, RunCounts(), max_events=n)))
+
+
+def with_sampling(trained, tmp_path, **sampling):
+    data = yaml.safe_load(trained.read_text())
+    data["generator"]["checkpoint"] = str((trained.parent / data["generator"]["checkpoint"]).resolve())
+    data["sampling"].update(sampling)
+    path = tmp_path / "card.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return load_card(path)
+
+
+def test_bf16_autocast_samples_near_float32(trained, tmp_path):
+    card = with_sampling(trained, tmp_path, precision="bfloat16", batch_size=24)
+    batch = events(card)
+    full = make_generator(load_card(trained))(batch, 7)
+    half = make_generator(card)(batch, 7)
+    assert make_generator(card).autocast
+    counts_full, counts_half = ak.to_numpy(ak.num(full)), ak.to_numpy(ak.num(half))
+    assert np.all(np.isfinite(ak.to_numpy(ak.flatten(half.pt))))
+    assert abs(counts_half.sum() - counts_full.sum()) <= 0.05 * counts_full.sum()  # same noise, bf16 arithmetic
+    ht_full, ht_half = ak.to_numpy(ak.sum(full.pt, axis=1)), ak.to_numpy(ak.sum(half.pt, axis=1))
+    assert np.median(np.abs(ht_half / ht_full - 1)) < 0.05
+    assert not ak.all(full.pt == half.pt)  # bf16 did run
+
+
+def test_out_of_memory_halves_the_rows_and_keeps_the_output(trained, tmp_path, monkeypatch):
+    card = with_sampling(trained, tmp_path, batch_size=24)
+    batch = events(card)
+    expected = make_generator(card)(batch, 3)
+    generator = make_generator(card)
+    calls = []
+    forward = type(generator.model.pfc).forward
+
+    def limited(module, x, *args, **kwargs):
+        calls.append(len(x))
+        if len(x) > ROW_STEP:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return forward(module, x, *args, **kwargs)
+
+    monkeypatch.setattr(type(generator.model.pfc), "forward", limited)
+    assert generator.max_rows == 24
+    result = generator(batch, 3)
+    assert generator.max_rows == ROW_STEP and max(calls) > ROW_STEP
+    assert ak.all(ak.num(result) == ak.num(expected))
+    for field in ("pt", "eta", "phi", "z", "cls"):
+        assert ak.all(result[field] == expected[field]), field
+
+
+def test_out_of_memory_at_the_smallest_chunk_is_raised(trained, monkeypatch):
+    generator = make_generator(load_card(trained))
+
+    def exhausted(module, *args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(type(generator.model.event), "forward", exhausted)
+    with pytest.raises(torch.OutOfMemoryError):
+        generator(events(load_card(trained), 4), 3)
