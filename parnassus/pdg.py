@@ -54,9 +54,7 @@ def delphes_charge(pids: np.ndarray) -> np.ndarray:
 
 @lru_cache(maxsize=4096)
 def _truncated_charge(pid: int) -> int:
-    if _charge_and_class(pid)[1] < 0 and not (pdgid.is_valid(pid) and pdgid.is_quark(pid)):
-        return -999
-    three_charge = pdgid.three_charge(pid)
+    three_charge = pdgid.three_charge(pid) if _charge_and_class(pid)[1] >= 0 else None
     return -999 if three_charge is None else int(three_charge / 3)
 
 
