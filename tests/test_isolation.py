@@ -1,6 +1,9 @@
 """Isolation as Delphes' Isolation module with pileup: the sums, rho (Delphes' Rho module) and its correction,
 and the pileup origin (IsPU) that the reference simulation writes."""
 
+import subprocess
+import sys
+
 import awkward as ak
 import numpy as np
 import pytest
@@ -225,3 +228,12 @@ def test_generators_without_pileup_write_zero(refsim_card, tmp_path):
             for name in ("EFlowTrack", "EFlowPhoton", "EFlowNeutralHadron", "ParticleFlowCandidate"):
                 assert ak.all(tree[f"{name}.IsPU"].array() == 0), name
             assert ("Rho_size" in tree.keys()) == (path == card)
+
+
+def test_the_example_analysis_reads_refsim_output(refsim_output):
+    """The same analysis code (b-tags, isolated leptons, MET) on refsim's output as on the other cards'."""
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / "analysis.py"), str(refsim_output)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == f"{refsim_output}: 4 events"
+    assert "b-tagged jets per event" in result.stdout and "mean MET" in result.stdout
