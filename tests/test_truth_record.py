@@ -143,3 +143,13 @@ def test_impact_parameters_at_the_point_of_closest_approach():
     d0, dz = impact_parameters(np.array([0.0]), np.array([0.0]), np.array([7.0]), np.array([1.0]),
                                np.array([1.0]), np.array([4.0]), np.array([2**0.5]))
     assert d0[0] == 0.0 and dz[0] == 7.0
+
+
+def test_validate_refuses_a_whole_record(tmp_path, example_run):
+    from parnassus.errors import InputError
+    from parnassus.validate.report import open_inputs
+
+    full = tmp_path / "full.root"
+    run(load_card(full_card(tmp_path)), EXAMPLE, full, max_events=3, progress=False)
+    with pytest.raises(InputError, match=r"full\.root: Particle holds the whole generator record"):
+        open_inputs(example_run, [full])

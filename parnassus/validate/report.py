@@ -93,6 +93,9 @@ def _open(path: Path) -> tuple[int, dict]:
             if missing:
                 raise InputError(f"{path}: missing branch {missing[0]} ({len(missing)} missing)")
             entries = tree.num_entries
+            if "Particle.M1" in tree and ak.any(tree["Particle.M1"].array(entry_stop=min(entries, 10)) >= 0):
+                raise InputError(f"{path}: Particle holds the whole generator record (output.truth: full); validate "
+                                 f"compares the accepted final-state truth (the default output.truth: final)")
     except InputError:
         raise
     except Exception as error:  # uproot raises many kinds of errors for files that are not ROOT
