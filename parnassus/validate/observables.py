@@ -6,7 +6,8 @@ Definitions (after the Parnassus entire-event paper, figures 2 and 6-15):
   references: N and HT of the truth particles with pT > 1 GeV (the candidates' threshold), the number of
   GenJets, GenMissingET. Residuals: reco - truth for counts and MET x/y (GeV; the truth MET components
   can be 0, so not divided), (reco - truth) / truth for HT.
-- Jet level: the file's ``Jet`` collection (all jets; C2, D2 of the leading jet only) and its residuals
+- Jet level: the file's ``Jet`` collection (all jets; C2, D2 of the leading jet only; bit 0 of ``BTag``, of
+  all jets and of those of ``Flavor`` 5: the b-tag rate and efficiency) and its residuals
   w.r.t. the ``GenJet`` matched by Hungarian assignment on ΔR (ΔR <= 0.2): relative for pT, C2, D2
   (where the truth value is > 0), differences for eta, phi and mass (GeV: the mass of a GenJet of one or two
   particles is near 0, which would make a relative residual explode).
@@ -64,7 +65,7 @@ DPHI_JETS = 4
 JET_RESPONSE_BINS = {"pt": ((20.0, 50.0), (50.0, 100.0), (100.0, 200.0), (200.0, np.inf)),
                      "eta": ((0.0, 1.3), (1.3, 2.5), (2.5, 5.0))}
 
-_JET_LEAVES = ("PT", "Eta", "Phi", "Mass", "C2", "D2")
+_JET_LEAVES = ("PT", "Eta", "Phi", "Mass", "C2", "D2", "BTag", "Flavor")
 _PARTICLE_LEAVES = ("PT", "Eta", "Phi", "X", "Y", "Z")
 BRANCHES = (
     ["Event.Number", "MissingET.MET", "MissingET.Phi", "GenMissingET.MET", "GenMissingET.Phi"]
@@ -130,6 +131,9 @@ def _observables() -> list[Observable]:
         o("jet.mass", "jet mass [GeV]", "jet_spectra"),
         o("jet.lead.c2", "leading jet $C_2$", "jet_spectra"),
         o("jet.lead.d2", "leading jet $D_2$", "jet_spectra"),
+        o("jet.btag", "jet b-tag, bit 0 (mean: tag rate)", "jet_spectra", discrete=True, range=(0.0, 1.0)),
+        o("jet.btag.b", "b-jet (Flavor 5) b-tag (mean: efficiency)", "jet_spectra", discrete=True,
+          range=(0.0, 1.0)),
         o("jet.res.pt", r"jet $\Delta p_T / p_T^{gen}$", "jet_residuals"),
         o("jet.res.eta", r"jet $\Delta\eta$", "jet_residuals"),
         o("jet.res.phi", r"jet $\Delta\phi$", "jet_residuals"),
@@ -293,6 +297,10 @@ def _jet_level(obs: FileObservables, chunk: ak.Array, event: np.ndarray) -> None
     for leaf, key in (("PT", "pt"), ("Eta", "eta"), ("Phi", "phi"), ("Mass", "mass")):
         obs.add(f"jet.{key}", reco[leaf], jet_event)
     leading = offsets(reco_counts)[reco_counts > 0]
+    tagged = (reco["BTag"].astype(np.int64) & 1).astype(np.float64)
+    obs.add("jet.btag", tagged, jet_event)
+    b_jet = reco["Flavor"] == 5
+    obs.add("jet.btag.b", tagged[b_jet], jet_event[b_jet])
     obs.add("jet.lead.c2", reco["C2"][leading], jet_event[leading])
     obs.add("jet.lead.d2", reco["D2"][leading], jet_event[leading])
     r, g = match_events(reco["Eta"], reco["Phi"], reco_counts, gen["Eta"], gen["Phi"], gen_counts, JET_MATCH_DR)
