@@ -214,10 +214,13 @@ class HepMCReader(TruthReader):
                 for block in blocks[start:]:
                     start += 1
                     event = reader.read()
-                    if event is None or len(event.particles) != block.n_particles:
+                    data = pyhepmc.GenEventData()
+                    if event is not None:
+                        event.write_data(data)  # columns, without a Python object per particle
+                    if event is None or len(data.particles) != block.n_particles:
                         self.counts.skip("malformed event")
                         break  # the reader's state is unknown after a failure: restart after this block
-                    selected = self._select(event, block.index)
+                    selected = self._select(event, data, block.index)
                     if selected is not None:
                         events.append(selected)
                 else:
@@ -225,10 +228,9 @@ class HepMCReader(TruthReader):
         if events:
             yield to_truth_batch(events)
 
-    def _select(self, event: pyhepmc.GenEvent, index: int) -> dict | None:
-        """Apply the card's truth cuts to one event; None (and a counted skip) if it cannot be used."""
-        data = pyhepmc.GenEventData()
-        event.write_data(data)
+    def _select(self, event: pyhepmc.GenEvent, data: pyhepmc.GenEventData, index: int) -> dict | None:
+        """Apply the card's truth cuts to one event (``data``: its columns); None (and a counted skip) if it cannot
+        be used."""
         particles = data.particles
         gev = 1.0 if event.momentum_unit == pyhepmc.Units.GEV else 1e-3
         mm = 1.0 if event.length_unit == pyhepmc.Units.MM else 10.0
