@@ -25,7 +25,7 @@ from parnassus.card import IsolatedObject, load_card
 from parnassus.events import RunCounts
 from parnassus.generators import make_generator
 from parnassus.io.hepmc import HepMCReader
-from parnassus.objects import delta_phi, isolated
+from parnassus.objects import isolated, isolation_candidates, isolation_cone
 from parnassus.pdg import ELECTRON, MUON
 from parnassus.rho import event_rho
 
@@ -34,16 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def cone_pairs(pfcs: ak.Array, cls: int, spec: IsolatedObject) -> tuple[ak.Array, ak.Array]:
     """The lepton candidates of class ``cls`` and their (candidate, other candidate) pairs within the isolation
-    cone (one list per candidate), leptons excluded from the others as in the isolation."""
-    index = ak.local_index(pfcs.pt)
-    fields = {"pt": pfcs.pt, "eta": pfcs.eta, "phi": pfcs.phi, "z": pfcs.z, "i": index, "charge": pfcs.charge,
-              "is_pu": pfcs.is_pu}
-    chosen = (pfcs.cls == cls) & (pfcs.pt >= spec.pt_min) & (abs(pfcs.eta) <= spec.eta_max)
-    cands = ak.zip(fields)[chosen]
-    others = ak.zip(fields)[(pfcs.cls != ELECTRON) & (pfcs.cls != MUON)]
-    pairs = ak.cartesian({"c": cands, "o": others}, axis=1, nested=True)
-    d_r2 = (pairs.c.eta - pairs.o.eta) ** 2 + delta_phi(pairs.c.phi, pairs.o.phi) ** 2
-    inside = (d_r2 <= spec.isolation.cone**2) & (pairs.o.pt > spec.isolation.pt_min) & (pairs.o.i != pairs.c.i)
+    cone (one list per candidate), as the isolation takes them."""
+    cands, pairs, inside = isolation_cone(pfcs, isolation_candidates(pfcs, cls, spec), spec, ("charge", "is_pu"))
     return cands, pairs[inside]
 
 

@@ -278,6 +278,28 @@ def tag_jets(jets: ak.Array, objects: Objects, history: ak.Array | None, seed: i
     return jets
 
 
+def isolation_candidates(particles: ak.Array, cls: int, spec: IsolatedObject) -> ak.Array:
+    """Mask of the candidates of class ``cls`` within the object's pT and |eta| cuts (before isolation)."""
+    return (particles.cls == cls) & (particles.pt >= spec.pt_min) & (abs(particles.eta) <= spec.eta_max)
+
+
+def isolation_cone(particles: ak.Array, selected: ak.Array, spec: IsolatedObject, fields: tuple[str, ...] = ()
+                   ) -> tuple[ak.Array, ak.Array, ak.Array]:
+    """The ``selected`` particles, their (candidate ``c``, other ``o``) pairs with the event's other particles
+    (one list per candidate; electrons and muons left out, as Delphes' ``EFlowFilter`` does) and which pairs count
+    in the isolation: within the cone, above the isolation's pT threshold, not the candidate itself. Records hold
+    pt, eta, phi, z, the index ``i`` and the particles' ``fields``."""
+    columns = {name: particles[name] for name in ("pt", "eta", "phi", "z", *fields)}
+    records = ak.zip({**columns, "i": ak.local_index(particles.pt)})
+    cands = records[selected]
+    others = records[(particles.cls != ELECTRON) & (particles.cls != MUON)]
+    pairs = ak.cartesian({"c": cands, "o": others}, axis=1, nested=True)
+    c, o = pairs.c, pairs.o
+    d_r2 = (c.eta - o.eta) ** 2 + delta_phi(c.phi, o.phi) ** 2
+    inside = (d_r2 <= spec.isolation.cone**2) & (o.pt > spec.isolation.pt_min) & (o.i != c.i)
+    return cands, pairs, inside
+
+
 def _isolation(particles: ak.Array, selected: ak.Array, spec: IsolatedObject, rho: EventRho | None = None
                ) -> dict[str, ak.Array]:
     """Delphes Isolation sums for the ``selected`` particles of each event (the candidate itself excluded).
@@ -289,25 +311,17 @@ def _isolation(particles: ak.Array, selected: ak.Array, spec: IsolatedObject, rh
     0), with the event's ``rho`` of the range holding the candidate's |eta| (none: rho = 0, as for the Delphes
     CMS card, which has no rho input); both are divided by the candidate's pT.
     """
-    index = ak.local_index(particles.pt)
-    cands = ak.zip({"pt": particles.pt, "eta": particles.eta, "phi": particles.phi, "z": particles.z,
-                    "i": index})[selected]
-    others = ak.zip({"pt": particles.pt, "eta": particles.eta, "phi": particles.phi, "z": particles.z, "i": index,
-                     "charged": particles.charge != 0})
-    others = others[(particles.cls != ELECTRON) & (particles.cls != MUON)]  # Delphes' EFlowFilter drops leptons
-    pairs = ak.cartesian({"c": cands, "o": others}, axis=1, nested=True)
+    cands, pairs, inside = isolation_cone(particles, selected, spec, ("charge",))
     c, o = pairs.c, pairs.o
-    d_r2 = (c.eta - o.eta) ** 2 + delta_phi(c.phi, o.phi) ** 2
-    inside = (d_r2 <= spec.isolation.cone**2) & (o.pt > spec.isolation.pt_min) & (o.i != c.i)
+    o_charged = o.charge != 0
     dz = spec.isolation.pileup_dz if spec.isolation.pileup_dz is not None else np.inf
-    pileup = o.charged & (abs(o.z - c.z) > dz)
-    charged = ak.sum(o.pt * (inside & o.charged & ~pileup), axis=-1)
+    pileup = o_charged & (abs(o.z - c.z) > dz)
+    charged = ak.sum(o.pt * (inside & o_charged & ~pileup), axis=-1)
     charged_pu = ak.sum(o.pt * (inside & pileup), axis=-1)
-    neutral = ak.sum(o.pt * (inside & ~o.charged), axis=-1)
+    neutral = ak.sum(o.pt * (inside & ~o_charged), axis=-1)
     delta_beta = charged + np.maximum(neutral - 0.5 * charged_pu, 0.0)
-    area = np.pi * spec.isolation.cone**2
-    rho_corrected = charged + neutral if rho is None else \
-        charged + np.maximum(neutral - np.maximum(rho.at(cands.eta), 0.0) * area, 0.0)
+    rho_here = 0.0 if rho is None else np.maximum(rho.at(cands.eta), 0.0)
+    rho_corrected = charged + np.maximum(neutral - rho_here * np.pi * spec.isolation.cone**2, 0.0)
     return {"SumPtCharged": charged, "SumPtNeutral": neutral, "SumPtChargedPU": charged_pu,
             "SumPt": charged + charged_pu + neutral, "IsolationVar": delta_beta / cands.pt,
             "IsolationVarRhoCorr": rho_corrected / cands.pt}
@@ -319,7 +333,7 @@ def isolated(particles: ak.Array, cls: int, spec: IsolatedObject, rho: EventRho 
 
     The ratio cut is on IsolationVarRhoCorr, or on IsolationVar without ``use_rho_correction`` (Delphes'
     ``UseRhoCorrection``); ``rho``: the events' pileup density (none: 0)."""
-    candidate = (particles.cls == cls) & (particles.pt >= spec.pt_min) & (abs(particles.eta) <= spec.eta_max)
+    candidate = isolation_candidates(particles, cls, spec)
     iso = _isolation(particles, candidate, spec, rho)
     ratio = iso["IsolationVarRhoCorr"] if spec.isolation.use_rho_correction else iso["IsolationVar"]
     passed = ratio <= spec.isolation.ratio_max
