@@ -165,7 +165,6 @@ class ReaderProcess:
             raise RuntimeError(f"the reader process failed:\n{payload}")
         return kind, payload
 
-
     def _ended(self) -> ParnassusError:
         """The error for a child that ended without a word (killed, out of memory)."""
         assert self._process is not None

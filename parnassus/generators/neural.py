@@ -103,7 +103,6 @@ class NeuralGenerator:
         self.outside_acceptance = 0
         self.autocast = card.sampling.precision == "bfloat16"
         self.max_rows = -(-card.sampling.batch_size // ROW_STEP) * ROW_STEP  # halved on out-of-memory
-        self.pin = self.device.type == "cuda"
 
     @torch.inference_mode()
     def __call__(self, batch: TruthBatch, seed: int) -> ak.Array:
@@ -203,7 +202,7 @@ class NeuralGenerator:
     def _tensors(self, *arrays: np.ndarray) -> list[torch.Tensor]:
         """The arrays on the generator's device (through pinned memory, asynchronously, to a CUDA device)."""
         tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in arrays]
-        if self.pin:
+        if self.device.type == "cuda":
             return [t.pin_memory().to(self.device, non_blocking=True) for t in tensors]
         return [t.to(self.device) for t in tensors]
 
