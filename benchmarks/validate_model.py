@@ -2,7 +2,7 @@
 
     python benchmarks/validate_model.py [--events 500] [--processes ttbar,qcd470,...] [--settings project,defaults]
                                         [--card cards/cms2011.yaml] [--out runs/validation] [--rerun neural]
-                                        [--student cards/cms2011_2step.yaml]
+                                        [--student cards/cms2011_2step.yaml] [--baseline CARD]
 
 For each process (``examples/<process>_7TeV.cmnd``) and generator setting -- ``project``: the card as is (the
 training data's convention: K0S/Lambda stable in the generator, CMS-2011 luminous region); ``defaults``:
@@ -16,7 +16,9 @@ split-half noise floor (event and MET figures), and per-event means of HT, MET a
 Files already in ``--out`` are reused, except those of the generators named in ``--rerun`` (default: neural).
 With ``--student CARD`` (a distilled model), the student runs too, is counted among the candidates, and is
 also compared with the teacher as the target: the event- and jet-level observables on which the student is
-within 2x the teacher's split-half noise floor (the same truth events, other random numbers).
+within 2x the teacher's split-half noise floor (the same truth events, other random numbers). With
+``--baseline CARD`` (another learned model, for an ablation) that card runs too and is counted among the
+candidates as ``baseline``.
 """
 
 from __future__ import annotations
@@ -93,6 +95,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "runs" / "validation"))
     parser.add_argument("--rerun", default="neural", help="generators whose existing output is made again")
     parser.add_argument("--student", default=None, help="card of a distilled student of --card's model")
+    parser.add_argument("--baseline", default=None, help="card of another learned model to compare with")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -104,6 +107,9 @@ def main() -> None:
     if args.student:
         cards["student"] = load_card(args.student)
         labels.insert(1, "student")
+    if args.baseline:
+        cards["baseline"] = load_card(args.baseline)
+        labels.insert(1, "baseline")
     rows = {}
     for process in args.processes.split(","):
         for setting in args.settings.split(","):

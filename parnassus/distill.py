@@ -140,6 +140,9 @@ def distill(card: Card, resume: bool = False, device: str | None = None, progres
     if card.model.kind != "flow":
         raise CardError(f"{card.path}: model.kind: only flow-matching teachers can be distilled (not "
                         f"{card.model.kind!r})")
+    if card.model.source != "gaussian":
+        raise CardError(f"{card.path}: model.source: only teachers with a Gaussian source can be distilled yet "
+                        f"(not {card.model.source!r})")
     if card.sampling.steps % cfg.student_steps:
         raise CardError(f"{card.path}: distillation.student_steps: the teacher's grid ({card.sampling.solver}, "
                         f"{card.sampling.steps} steps) has no state at t = {1 - 1 / cfg.student_steps}")

@@ -3,7 +3,9 @@
 A plain loop: load the pairs, split train/validation, standardise, then for each step draw a batch (the
 order of an epoch is a permutation seeded by (seed, epoch)), draw times and noise (seeded by (seed, step)),
 and regress both networks on their targets — flow matching: velocity MSE + cosine term (paper eqs. 3-4);
-diffusion: v-prediction MSE — with AdamW or Lion, a cosine learning-rate schedule with warm-up, gradient
+diffusion: v-prediction MSE; with ``model.source: anchored`` a candidate with a truth partner starts its flow at
+the partner's features plus ``anchor_noise`` times the noise, and a cross-entropy term trains each truth particle's
+slot (:mod:`parnassus.nn.anchors`) — with AdamW or Lion, a cosine learning-rate schedule with warm-up, gradient
 clipping and EMA weights (decay warmed up as min(ema_decay, (1 + step) / (10 + step))). Losses go to
 ``training_log.csv``: every step's training loss, and every ``validate_every`` steps the validation loss of
 the weights that ship (the EMA; with ema_decay 0 the final weights) on a fixed random sample of the held-out
@@ -63,7 +65,7 @@ def architecture(card: Card) -> Architecture:
     return Architecture(kind=m.kind, dim=m.dim, blocks=m.blocks, heads=m.heads, event_dim=m.event_dim,
                         event_blocks=m.event_blocks, truth_blocks=m.truth_blocks,
                         n_particle_features=len(PARTICLE_FEATURES), n_event_features=len(EVENT_FEATURES),
-                        n_classes=N_CLASSES)
+                        n_classes=N_CLASSES, source=m.source, anchor_noise=m.anchor_noise)
 
 
 def regression_loss(output: torch.Tensor, target: torch.Tensor, kind: str, mask: torch.Tensor | None = None,
@@ -91,19 +93,31 @@ def losses(model: Parnassus, batch: Batch, objective: Objective, time_power: flo
     n = batch.truth.shape[0]
     part = batch if rows is None else Batch(*(getattr(batch, name)[rows] for name in batch.__dataclass_fields__))
 
-    def noisy(x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def noisy(x0: torch.Tensor, anchor: torch.Tensor | None = None, anchored: torch.Tensor | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(x_t, t, target) from the data ``x0``; the source is Gaussian noise, or for the ``anchored`` rows the
+        ``anchor`` plus anchor_noise times that noise."""
         t = sample_time(n, time_power, generator, device=device)
         eps = torch.randn(x0.shape, generator=generator, device=device)
+        if anchor is not None:
+            eps = torch.where(anchored[..., None], anchor + model.arch.anchor_noise * eps, eps)
         drawn = objective.path.interpolate(x0, eps, t), t, objective.target(x0, eps, t)
         return drawn if rows is None else tuple(x[rows] for x in drawn)
 
     x_t, t, target = noisy(batch.pfc_event)
     condition = model.event.condition(part.truth, part.truth_mask, part.truth_event)
     event_loss = regression_loss(model.event(x_t, t, condition), target, kind, count=n)
-    x_t, t, target = noisy(batch.pfc)
+    anchored = model.arch.anchored
+    x_t, t, target = noisy(batch.pfc, batch.anchor, batch.anchored) if anchored else noisy(batch.pfc)
     cache = model.pfc.encode(part.truth, part.truth_mask, part.truth_event, part.pfc_event)
-    output = model.pfc(x_t, t, part.pfc_class, part.pfc_mask, cache)
-    return event_loss, regression_loss(output, target, kind, part.pfc_mask, count=batch.pfc_mask.sum())
+    output = model.pfc(x_t, t, model.pfc.slots(part.pfc_class, part.anchor, part.anchored), part.pfc_mask, cache)
+    pfc_loss = regression_loss(output, target, kind, part.pfc_mask, count=batch.pfc_mask.sum())
+    if anchored:  # the truth particles' slots: cross-entropy, a share of the batch's mean over its truth particles
+        logits = model.pfc.partner_logits(cache.tokens).float()
+        entropy = F.cross_entropy(logits.flatten(0, 1), part.truth_label.flatten(), reduction="none")
+        entropy = torch.where(part.truth_mask.flatten(), entropy, torch.zeros_like(entropy))
+        pfc_loss = pfc_loss + entropy.sum() / batch.truth_mask.sum().clamp(min=1)
+    return event_loss, pfc_loss
 
 
 class _StepLosses(torch.nn.Module):
@@ -207,7 +221,7 @@ def train(card: Card, output: Path | None = None, resume: bool = False, device: 
         if stored != [str(f) for f in files]:
             raise CardError(f"{card.path}: --resume: training.files now match other files than the run in {folder} "
                             f"was started with ({len(files)} now, {len(stored or [])} then); start a new run")
-    truth, pfc = load_pairs(files, card.model.max_truth, card.model.max_pfc)
+    truth, pfc = load_pairs(files, card.model.max_truth, card.model.max_pfc, card.model.source == "anchored")
     if state is None:
         train_index, validation_index = _split(len(truth), cfg.validation_fraction, cfg.seed)
     else:

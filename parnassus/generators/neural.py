@@ -10,6 +10,11 @@
    dropped and counted (``outside_acceptance``, stored in the output file's counts). Events asking for more
    candidates than the model's maximum are truncated and counted.
 
+With a truth-anchored source (``model.source: anchored``, :mod:`parnassus.nn.anchors`) the event network's class
+multiplicities count the candidates without a truth partner; each truth particle's slot ("no candidate" or "a
+candidate of class k") is drawn from the PFC network's partner head, a partnered slot starts its flow at the partner's
+features plus ``anchor_noise`` times the slot's noise, and pT_rel refers to the truth HT instead of the sampled one.
+
 On an accelerator: the card's ``sampling.precision: bfloat16`` runs the networks under bf16 autocast (the solver's
 state stays float32), inputs go through pinned memory, and a group of events that runs out of device memory is
 split in halves (down to :data:`ROW_STEP` events) and retried; the smaller size is kept for the rest of the run
@@ -121,17 +126,16 @@ class NeuralGenerator:
             length = int(truth_length[group[0]])
             raw[group] = self._in_chunks(padded_rows(group), lambda rows, length=length: self._event_quantities(
                 sets.take(rows), length, noise[rows]))[:len(group)]
-        counts = counts_from_samples(raw[:, 3:])
-        over = counts.sum(axis=1) > self.max_pfc
-        self.truncated += int(over.sum())
-        while over.any():  # take candidates away from the most populated class until at the maximum
-            counts[over, counts[over].argmax(axis=1)] -= 1
-            over = counts.sum(axis=1) > self.max_pfc
-        totals = counts.sum(axis=1)
-        slot_class = np.repeat(np.tile(np.arange(N_CLASSES), n_events), counts.ravel())
+        counts = counts_from_samples(raw[:, 3:])  # anchored models: the candidates without a truth partner
+        partner = self._partners(sets, truth_length, rng) if self.model.arch.anchored else np.zeros(0, np.int64)
+        slot_event, slot_class, slot_partner, totals = self._slots(counts, sets, partner)
         n_features = len(self.norm.pfc_mean)
         slot_noise = rng.standard_normal(np.repeat(np.arange(n_events), totals * n_features), np.float32)
         slot_noise = slot_noise.reshape(-1, n_features)
+        paired = slot_partner >= 0
+        slot_anchor = np.zeros_like(slot_noise)
+        slot_anchor[paired] = standardise(sets.features[slot_partner[paired]], self.norm.pfc_mean, self.norm.pfc_std)
+        start = np.where(paired[:, None], slot_anchor + self.model.arch.anchor_noise * slot_noise, slot_noise)
 
         offsets = np.concatenate([[0], np.cumsum(totals)])
         features = np.zeros((offsets[-1], n_features))
@@ -142,11 +146,61 @@ class NeuralGenerator:
             def candidates(rows: np.ndarray, lengths: tuple[int, int] = lengths) -> np.ndarray:
                 slots = ranges(offsets[rows], offsets[rows + 1])
                 return self._candidates(sets.take(rows), lengths[0], raw[rows], totals[rows], lengths[1],
-                                        slot_class[slots], slot_noise[slots])
+                                        slot_class[slots], slot_anchor[slots], paired[slots], start[slots])
 
             x = self._in_chunks(padded_rows(group), candidates)
             features[ranges(offsets[group], offsets[group + 1])] = x[:offsets[group + 1].sum() - offsets[group].sum()]
-        return self._decode(features, slot_class, totals, np.exp(raw[:, 2]), vertex)
+        ht = np.exp(sets.events[:, 2] if self.model.arch.anchored else raw[:, 2])  # what the pT_rel refer to
+        return self._decode(features, slot_class, totals, ht, vertex)
+
+    def _partners(self, sets: ParticleSets, truth_length: np.ndarray, rng: EventRandom) -> np.ndarray:
+        """Anchored models: for each truth particle (flat), 0 or 1 + the class of the candidate it gets, drawn from
+        the network's categorical with one uniform number per truth particle from its event's stream."""
+        sizes = np.diff(sets.offsets)
+        uniform = rng.random(np.repeat(np.arange(len(sizes)), sizes))
+        labels = np.zeros(len(uniform), dtype=np.int64)
+        for group in same_shape(truth_length):
+            length = int(truth_length[group[0]])
+            probabilities = self._in_chunks(padded_rows(group), lambda rows, length=length: self._partner_probabilities(
+                sets.take(rows), length))[:sizes[group].sum()]
+            flat = ranges(sets.offsets[group], sets.offsets[group + 1])
+            cumulative = np.cumsum(probabilities, axis=1)
+            labels[flat] = np.minimum((uniform[flat, None] >= cumulative).sum(axis=1), N_CLASSES)
+        return labels
+
+    def _partner_probabilities(self, truth: ParticleSets, length: int) -> np.ndarray:
+        """(truth particles, 1 + classes) probabilities of each truth particle's slot (flat, event by event)."""
+        tokens, mask, truth_event = self._tensors(*truth_inputs(truth, self.norm, length))
+        with self._precision():
+            encoded, _ = self.model.pfc.truth(tokens, mask, truth_event)
+            logits = self.model.pfc.partner_logits(encoded)
+        return torch.softmax(logits.float(), dim=-1)[mask].cpu().numpy().astype(np.float64)
+
+    def _slots(self, counts: np.ndarray, sets: ParticleSets, partner: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(event, class, flat truth partner or -1) of every candidate slot, event by event (slots with a partner
+        first, in the truth set's pT order, then those without, by class), and the slots per event. An event
+        asking for more than the model's maximum is truncated (counted): slots without a partner go first,
+        from the most populated class, then the partnered slots of the softest truth particles."""
+        n_events = len(counts)
+        paired_flat = np.flatnonzero(partner > 0)
+        paired_event = np.repeat(np.arange(n_events), np.diff(sets.offsets))[paired_flat]
+        n_paired = np.bincount(paired_event, minlength=n_events)
+        over = counts.sum(axis=1) + n_paired > self.max_pfc
+        self.truncated += int(over.sum())
+        while over.any():  # take candidates away from the most populated class until at the maximum
+            counts[over, counts[over].argmax(axis=1)] -= 1
+            over = (counts.sum(axis=1) + n_paired > self.max_pfc) & (counts.sum(axis=1) > 0)
+        rank = np.arange(len(paired_event)) - np.concatenate([[0], np.cumsum(n_paired)[:-1]])[paired_event]
+        keep = rank < self.max_pfc
+        paired_flat, paired_event = paired_flat[keep], paired_event[keep]
+        free_event = np.repeat(np.arange(n_events), counts.sum(axis=1))
+        free_class = np.repeat(np.tile(np.arange(N_CLASSES), n_events), counts.ravel())
+        event = np.concatenate([paired_event, free_event])
+        order = np.argsort(event, kind="stable")
+        cls = np.concatenate([partner[paired_flat] - 1, free_class])[order]
+        truth = np.concatenate([paired_flat, np.full(len(free_event), -1)])[order]
+        return event[order], cls, truth, np.bincount(event, minlength=n_events)
 
     def _in_chunks(self, rows: np.ndarray, run) -> np.ndarray:
         """``run(rows)`` on consecutive chunks of at most ``max_rows`` rows, results concatenated. Out of device
@@ -178,20 +232,26 @@ class NeuralGenerator:
         return unstandardise(events.cpu().numpy(), self.norm.event_mean, self.norm.event_std)
 
     def _candidates(self, truth: ParticleSets, truth_length: int, raw: np.ndarray, totals: np.ndarray,
-                    length: int, slot_class: np.ndarray, noise: np.ndarray) -> np.ndarray:
-        """Raw features of the candidate slots (flat, event by event) of events padded to the given lengths."""
+                    length: int, slot_class: np.ndarray, slot_anchor: np.ndarray, paired: np.ndarray,
+                    start: np.ndarray) -> np.ndarray:
+        """Raw features of the candidate slots (flat, event by event) of events padded to the given lengths, from
+        the sources ``start`` (standardised)."""
         model, objective, norm = self.model, self.objective, self.norm
         tokens, mask, truth_event = self._tensors(*truth_inputs(truth, norm, truth_length))
         slot_mask = np.arange(length)[None, :] < totals[:, None]
         one_hot = np.zeros((len(totals), length, N_CLASSES), dtype=np.float32)
         one_hot[slot_mask] = np.eye(N_CLASSES, dtype=np.float32)[slot_class]
-        start = np.zeros((len(totals), length, noise.shape[1]), dtype=np.float32)
-        start[slot_mask] = noise
-        pfc_class, pfc_mask, pfc_event, start = self._tensors(
-            one_hot, slot_mask, standardise(raw, norm.event_mean, norm.event_std), start)
+        padded = {}
+        for name, values in (("anchor", slot_anchor), ("paired", paired), ("start", start)):
+            padded[name] = np.zeros(slot_mask.shape + values.shape[1:], dtype=values.dtype)
+            padded[name][slot_mask] = values
+        pfc_class, pfc_mask, pfc_event, anchor, anchored, start = self._tensors(
+            one_hot, slot_mask, standardise(raw, norm.event_mean, norm.event_std), padded["anchor"],
+            padded["paired"], padded["start"])
         with self._precision():
             cache = model.pfc.encode(tokens, mask, truth_event, pfc_event)
-            x = sample(lambda x, t: objective.velocity(model.pfc(x, t, pfc_class, pfc_mask, cache).float(), x, t),
+            slots = model.pfc.slots(pfc_class, anchor, anchored)
+            x = sample(lambda x, t: objective.velocity(model.pfc(x, t, slots, pfc_mask, cache).float(), x, t),
                        start, objective.path, self.solver, self.steps)
         return unstandardise(x.cpu().numpy()[slot_mask], norm.pfc_mean, norm.pfc_std)
 

@@ -126,6 +126,9 @@ def _check_model_section(card: Card, metadata: dict) -> None:
     if "max_pfc" in provenance:
         trained.setdefault("max_pfc", provenance["max_pfc"])
     trained.update(metadata["architecture"])
+    # checkpoints from before the anchored source have a Gaussian one
+    trained.setdefault("source", "gaussian")
+    trained.setdefault("anchor_noise", Architecture.anchor_noise)
     for key, value in dataclasses.asdict(card.model).items():
         if key in trained and trained[key] != value:
             raise CardError(f"{card.path}: model.{key}: the model in {card.generator.checkpoint} was trained with "

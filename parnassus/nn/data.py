@@ -17,6 +17,7 @@ import uproot
 
 from parnassus.errors import InputError, one_line
 from parnassus.events import primary_vertices
+from parnassus.nn import anchors
 from parnassus.nn.features import N_CLASSES, Normalisation, event_features, particle_features, safe_std, standardise
 from parnassus.pdg import charge_and_class
 
@@ -36,6 +37,9 @@ class ParticleSets:
     offsets: np.ndarray  # (n_events + 1,)
     events: np.ndarray  # (n_events, n_event_features), raw
     truncated: int = 0
+    # anchored models (nn.anchors): for candidates the partner's index in the event's truth set (-1: none), for
+    # truth particles 0 (no partner) or 1 + the class of the candidate paired with it; None otherwise
+    pairing: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -45,7 +49,7 @@ class ParticleSets:
         sizes = stops - starts
         flat = np.repeat(starts - np.concatenate([[0], np.cumsum(sizes)[:-1]]), sizes) + np.arange(sizes.sum())
         return ParticleSets(self.features[flat], self.cls[flat], np.concatenate([[0], np.cumsum(sizes)]),
-                            self.events[index])
+                            self.events[index], pairing=None if self.pairing is None else self.pairing[flat])
 
     @classmethod
     def concatenate(cls, parts: list[ParticleSets]) -> ParticleSets:
@@ -54,9 +58,10 @@ class ParticleSets:
         for part in parts:
             offsets.append(part.offsets[1:] + total)
             total += part.offsets[-1]
+        pairing = None if any(p.pairing is None for p in parts) else np.concatenate([p.pairing for p in parts])
         return cls(np.concatenate([p.features for p in parts]), np.concatenate([p.cls for p in parts]),
                    np.concatenate(offsets), np.concatenate([p.events for p in parts]),
-                   sum(p.truncated for p in parts))
+                   sum(p.truncated for p in parts), pairing)
 
 
 def truth_vertices(charge: ak.Array, x: ak.Array, y: ak.Array, z: ak.Array) -> np.ndarray:
@@ -67,9 +72,11 @@ def truth_vertices(charge: ak.Array, x: ak.Array, y: ak.Array, z: ak.Array) -> n
 
 
 def particle_sets(pt: ak.Array, eta: ak.Array, phi: ak.Array, x: ak.Array, y: ak.Array, z: ak.Array,
-                  charge: ak.Array, cls: ak.Array, max_particles: int, vertex: np.ndarray) -> ParticleSets:
+                  charge: ak.Array, cls: ak.Array, max_particles: int, vertex: np.ndarray,
+                  reference_ht: np.ndarray | None = None) -> ParticleSets:
     """Sets ordered by pT and truncated to ``max_particles`` (counted); event quantities from the full sets.
-    ``vertex``: (n_events, 3) the truth primary vertex of each event (see :func:`truth_vertices`)."""
+    ``vertex``: (n_events, 3) the truth primary vertex of each event (see :func:`truth_vertices`);
+    ``reference_ht``: the HT each event's pT_rel refers to (default: the set's own)."""
     ht = ak.sum(pt, axis=1)
     met_x, met_y = -ak.sum(pt * np.cos(phi), axis=1), -ak.sum(pt * np.sin(phi), axis=1)
     counts = np.stack([ak.to_numpy(ak.sum(cls == k, axis=1)) for k in range(N_CLASSES)], axis=1)
@@ -77,7 +84,7 @@ def particle_sets(pt: ak.Array, eta: ak.Array, phi: ak.Array, x: ak.Array, y: ak
     truncated = int(ak.sum(ak.num(pt) > max_particles))
     columns = [ak.to_numpy(ak.flatten(a[order])).astype(np.float64) for a in (pt, eta, phi, x, y, z, charge)]
     sizes = ak.to_numpy(ak.num(order))
-    event_ht = np.repeat(ak.to_numpy(ht), sizes)
+    event_ht = np.repeat(ak.to_numpy(ht) if reference_ht is None else reference_ht, sizes)
     features = particle_features(*columns, ht=event_ht, vertex=np.repeat(vertex, sizes, axis=0))
     return ParticleSets(features, ak.to_numpy(ak.flatten(cls[order])).astype(np.int64),
                         np.concatenate([[0], np.cumsum(sizes)]),
@@ -110,8 +117,11 @@ def _read_pairs(path: Path) -> ak.Array:
 
 
 
-def load_pairs(paths: list[Path], max_truth: int, max_pfc: int) -> tuple[ParticleSets, ParticleSets]:
-    """(truth sets, PFC sets) of every event of ``paths``."""
+def load_pairs(paths: list[Path], max_truth: int, max_pfc: int, anchored: bool = False
+               ) -> tuple[ParticleSets, ParticleSets]:
+    """(truth sets, PFC sets) of every event of ``paths``. ``anchored``: for a model with truth anchors
+    (:mod:`parnassus.nn.anchors`): the candidates' pT_rel refers to the truth HT, candidates are paired with truth
+    particles, and the generated class multiplicities count the candidates without a partner."""
     truths, pfcs = [], []
     for path in paths:
         data = _read_pairs(path)
@@ -120,12 +130,24 @@ def load_pairs(paths: list[Path], max_truth: int, max_pfc: int) -> tuple[Particl
         counts = ak.num(pid)
         charge, cls = ak.unflatten(charge, counts), ak.unflatten(cls, counts)
         vertex = truth_vertices(charge, *(data[f"Particle.{leaf}"] for leaf in ("X", "Y", "Z")))
-        truths.append(particle_sets(*(data[f"Particle.{leaf}"] for leaf in ("PT", "Eta", "Phi", "X", "Y", "Z")),
-                                    charge, cls, max_truth, vertex))
+        truth = particle_sets(*(data[f"Particle.{leaf}"] for leaf in ("PT", "Eta", "Phi", "X", "Y", "Z")),
+                              charge, cls, max_truth, vertex)
         p = "ParticleFlowCandidate"
-        pfcs.append(particle_sets(*(data[f"{p}.{leaf}"] for leaf in ("PT", "Eta", "Phi", "X", "Y", "Z", "Charge")),
-                                  data[f"{p}.Class"], max_pfc, vertex))
+        pfc = particle_sets(*(data[f"{p}.{leaf}"] for leaf in ("PT", "Eta", "Phi", "X", "Y", "Z", "Charge")),
+                            data[f"{p}.Class"], max_pfc, vertex, np.exp(truth.events[:, 2]) if anchored else None)
+        if anchored:
+            pair_sets(truth, pfc)
+        truths.append(truth)
+        pfcs.append(pfc)
     return ParticleSets.concatenate(truths), ParticleSets.concatenate(pfcs)
+
+
+def pair_sets(truth: ParticleSets, pfc: ParticleSets) -> None:
+    """Pair the candidates with truth particles (:func:`parnassus.nn.anchors.partners`), in place: both sets'
+    ``pairing``, and the candidates' class multiplicities reduced to those without a partner."""
+    pfc.pairing = anchors.partners(truth.features, truth.offsets, pfc.features, pfc.offsets)
+    truth.pairing = anchors.truth_labels(len(truth.features), truth.offsets, pfc.offsets, pfc.pairing, pfc.cls)
+    pfc.events[:, 3:] -= anchors.paired_counts(pfc.offsets, pfc.pairing, pfc.cls)
 
 
 def normalisation(truth: ParticleSets, pfc: ParticleSets) -> Normalisation:
@@ -161,6 +183,9 @@ class Batch:
     pfc_class: torch.Tensor  # (B, Lp, classes)
     pfc_mask: torch.Tensor
     pfc_event: torch.Tensor  # (B, E) standardised, counts dequantised
+    anchor: torch.Tensor  # (B, Lp, F) standardised features of each candidate's truth partner (0: none)
+    anchored: torch.Tensor  # (B, Lp) whether the candidate has a truth partner
+    truth_label: torch.Tensor  # (B, Lt) 0, or 1 + the class of the truth particle's partner
 
     def to(self, device: torch.device) -> Batch:
         return Batch(*(getattr(self, f).to(device) for f in self.__dataclass_fields__))
@@ -182,5 +207,15 @@ def make_batch(truth: ParticleSets, pfc: ParticleSets, norm: Normalisation, rng:
     features, one_hot, mask = pad(pfc, norm.pfc_mean, norm.pfc_std)
     noise = np.concatenate([np.zeros((len(pfc), 3)), rng.random((len(pfc), N_CLASSES))], axis=1)
     pfc_event = standardise(pfc.events + noise, norm.event_mean, norm.event_std)
+    anchor, anchored = np.zeros_like(features), np.zeros_like(mask)
+    labels = np.zeros(truth_mask.shape, dtype=np.int64)
+    if pfc.pairing is not None:
+        partner = pfc.pairing
+        event = np.repeat(np.arange(len(pfc)), np.diff(pfc.offsets))
+        paired = np.zeros_like(mask)
+        paired[mask] = partner >= 0
+        anchor[paired] = standardise(truth.features[truth.offsets[event] + partner][partner >= 0],
+                                     norm.pfc_mean, norm.pfc_std)
+        anchored, labels[truth_mask] = paired, truth.pairing
     return Batch(*(torch.from_numpy(np.ascontiguousarray(a)) for a in (
-        truth_tokens, truth_mask, truth_event, features, one_hot, mask, pfc_event)))
+        truth_tokens, truth_mask, truth_event, features, one_hot, mask, pfc_event, anchor, anchored, labels)))

@@ -12,6 +12,10 @@ standardisation. Multiplicities are generated as continuous values: training add
 the integer counts (dequantisation) and sampling takes the floor, so every integer keeps its probability and no
 rounding artefacts appear.
 
+For a model with a truth-anchored source (:mod:`parnassus.nn.anchors`) the candidates' pT_rel refers to the truth
+HT, so a candidate's features and its truth partner's differ only by the detector, and the class multiplicities
+count the candidates without a truth partner.
+
 Standardisation statistics (mean, std of every feature) come from the training data and are stored in
 the checkpoint.
 """

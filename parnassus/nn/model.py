@@ -35,6 +35,18 @@ class Architecture:
     n_particle_features: int
     n_event_features: int
     n_classes: int
+    source: str = "gaussian"  # "gaussian" or "anchored" (candidates start near their truth partners: nn.anchors)
+    anchor_noise: float = 0.1  # standard deviation of an anchored source around its partner (standardised units)
+
+    @property
+    def anchored(self) -> bool:
+        return self.source == "anchored"
+
+    @property
+    def slot_features(self) -> int:
+        """Width of a candidate slot's description: class one-hot, and for anchored models its partner's
+        features and whether it has one."""
+        return self.n_classes + (self.n_particle_features + 1 if self.anchored else 0)
 
 
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -189,6 +201,7 @@ class TruthCache:
     kv: list[tuple[torch.Tensor, torch.Tensor]]
     mask: torch.Tensor
     globals: torch.Tensor
+    tokens: torch.Tensor  # the encoded truth tokens (global token first)
 
 
 class PFCNet(nn.Module):
@@ -202,20 +215,33 @@ class PFCNet(nn.Module):
         self.time = mlp(d, d, d)
         self.globals = mlp(2 * arch.n_event_features, d, d)
         self.context = mlp(2 * d, d, d)
-        self.embed = mlp(arch.n_particle_features + arch.n_classes, d, d)
+        self.embed = mlp(arch.n_particle_features + arch.slot_features, d, d)
         self.blocks = nn.ModuleList(CrossAttentionBlock(d, arch.heads) for _ in range(arch.blocks))
         self.final = FinalLayer(d, arch.n_particle_features)
+        # anchored models: per truth particle, logits of "no candidate" and "a candidate of class k"
+        self.partner = nn.Linear(d, 1 + arch.n_classes) if arch.anchored else None
 
     def encode(self, truth: torch.Tensor, truth_mask: torch.Tensor, truth_event: torch.Tensor,
                pfc_event: torch.Tensor) -> TruthCache:
         tokens, mask = self.truth(truth, truth_mask, truth_event)
         return TruthCache([block.keys_values(tokens) for block in self.blocks], mask,
-                          self.globals(torch.cat([truth_event, pfc_event], dim=-1)))
+                          self.globals(torch.cat([truth_event, pfc_event], dim=-1)), tokens)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, pfc_class: torch.Tensor, pfc_mask: torch.Tensor,
+    def partner_logits(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, Lt, 1 + classes) logits of each truth particle's slot, from the encoded truth tokens."""
+        return self.partner(tokens[:, 1:])
+
+    def slots(self, pfc_class: torch.Tensor, anchor: torch.Tensor, anchored: torch.Tensor) -> torch.Tensor:
+        """The slot description the network reads: the class one-hot, for anchored models followed by the
+        partner's standardised features and a flag."""
+        if not self.arch.anchored:
+            return pfc_class
+        return torch.cat([pfc_class, anchor, anchored[..., None].to(pfc_class.dtype)], dim=-1)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, slots: torch.Tensor, pfc_mask: torch.Tensor,
                 cache: TruthCache) -> torch.Tensor:
         c = self.context(torch.cat([self.time(timestep_embedding(t, self.arch.dim)), cache.globals], dim=-1))
-        h = self.embed(torch.cat([x, pfc_class], dim=-1))
+        h = self.embed(torch.cat([x, slots], dim=-1))
         for block, kv in zip(self.blocks, cache.kv, strict=True):
             h = block(h, c, pfc_mask, kv, cache.mask)
         return self.final(h, c)

@@ -1,0 +1,92 @@
+"""Truth anchors: the data-dependent source of ``model.source: anchored`` (issue 9, item 3).
+
+With a Gaussian source every candidate's ODE starts from noise, and the network has to place each track on its
+truth particle from scratch. With an anchored source a candidate that has a truth partner starts near it: its
+source is the partner's features plus ``anchor_noise`` times Gaussian noise (standardised units), so the flow
+learns the detector's *change* of the particle (resolution, scale, efficiency of the class) rather than the
+particle; candidates without a partner (pileup, merged or split clusters, fakes) start from Gaussian noise as
+before.
+
+Training pairs candidates with truth particles event by event by a Hungarian assignment
+(``scipy.optimize.linear_sum_assignment``) on
+
+    cost = (Δη² + Δφ²) / MATCH_ANGLE² + (Δ log pT)² / MATCH_LOG_PT²,
+
+allowed only between a charged candidate and a charged particle or a neutral candidate and a neutral particle;
+pairs with a cost above :data:`MAX_COST` are no pairs. On refsim ttbar with pileup this pairs 56% of the
+charged-hadron candidates (most of the rest are pileup tracks; paired ones: median Δ log pT 0.001, half within
+|Δη| 0.0005), 84% of the muons, 58% of the electrons, 56% of the photons and 26% of the neutral hadrons (clusters
+merge particles).
+
+Sampling needs partners for the slots too: a head on the truth encoder gives each truth particle a categorical
+over "no candidate" and "a candidate of class k" (trained with cross-entropy on the pairs of the training data),
+from which each truth particle's slot is drawn; the event network generates the multiplicity of the candidates
+*without* a partner in each class, which get Gaussian-noise slots.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from parnassus.nn.features import N_CLASSES
+
+MATCH_ANGLE = 0.05  # scale of Δη and Δφ in the matching cost
+MATCH_LOG_PT = 0.5  # scale of Δ log pT
+MAX_COST = 9.0  # three standard deviations
+# columns of the particle features (nn.features.PARTICLE_FEATURES) the matching reads
+_LOG_PT, _ETA, _SIN, _COS, _CHARGE = 0, 1, 2, 3, 7
+
+
+def event_partners(truth: np.ndarray, pfc: np.ndarray) -> np.ndarray:
+    """For each candidate of one event (rows of raw features), the index of its truth partner in ``truth`` or -1.
+    Both sets' log pT features must share the reference (the truth HT)."""
+    partner = np.full(len(pfc), -1, dtype=np.int64)
+    if len(pfc) == 0 or len(truth) == 0:
+        return partner
+    dphi = np.arctan2(pfc[:, None, _SIN] * truth[None, :, _COS] - pfc[:, None, _COS] * truth[None, :, _SIN],
+                      pfc[:, None, _COS] * truth[None, :, _COS] + pfc[:, None, _SIN] * truth[None, :, _SIN])
+    deta = pfc[:, None, _ETA] - truth[None, :, _ETA]
+    dpt = pfc[:, None, _LOG_PT] - truth[None, :, _LOG_PT]
+    cost = (deta**2 + dphi**2) / MATCH_ANGLE**2 + dpt**2 / MATCH_LOG_PT**2
+    allowed = (cost <= MAX_COST) & ((pfc[:, None, _CHARGE] != 0) == (truth[None, :, _CHARGE] != 0))
+    rows_index, cols_index = np.flatnonzero(allowed.any(axis=1)), np.flatnonzero(allowed.any(axis=0))
+    if len(rows_index) == 0:
+        return partner
+    cost, allowed = cost[np.ix_(rows_index, cols_index)], allowed[np.ix_(rows_index, cols_index)]
+    big = MAX_COST * (min(cost.shape) + 1) + 1.0  # more than all allowed pairs together
+    rows, cols = linear_sum_assignment(np.where(allowed, cost, big))
+    keep = allowed[rows, cols]
+    partner[rows_index[rows[keep]]] = cols_index[cols[keep]]
+    return partner
+
+
+def partners(truth_features: np.ndarray, truth_offsets: np.ndarray, pfc_features: np.ndarray,
+             pfc_offsets: np.ndarray) -> np.ndarray:
+    """:func:`event_partners` of every event of flat sets: each candidate's partner index within its event's truth
+    set, or -1."""
+    result = np.full(len(pfc_features), -1, dtype=np.int64)
+    for event in range(len(pfc_offsets) - 1):
+        p0, p1 = pfc_offsets[event], pfc_offsets[event + 1]
+        t0, t1 = truth_offsets[event], truth_offsets[event + 1]
+        result[p0:p1] = event_partners(truth_features[t0:t1], pfc_features[p0:p1])
+    return result
+
+
+def truth_labels(n_truth: int, truth_offsets: np.ndarray, pfc_offsets: np.ndarray, partner: np.ndarray,
+                 pfc_class: np.ndarray) -> np.ndarray:
+    """For each truth particle (flat): 0 if no candidate is its partner, else 1 + the class of that candidate."""
+    labels = np.zeros(n_truth, dtype=np.int64)
+    event = np.repeat(np.arange(len(pfc_offsets) - 1), np.diff(pfc_offsets))
+    paired = partner >= 0
+    labels[truth_offsets[event[paired]] + partner[paired]] = 1 + pfc_class[paired]
+    return labels
+
+
+def paired_counts(pfc_offsets: np.ndarray, partner: np.ndarray, pfc_class: np.ndarray) -> np.ndarray:
+    """(n_events, classes): candidates with a partner, per event and class."""
+    event = np.repeat(np.arange(len(pfc_offsets) - 1), np.diff(pfc_offsets))
+    paired = partner >= 0
+    counts = np.zeros((len(pfc_offsets) - 1, N_CLASSES), dtype=np.int64)
+    np.add.at(counts, (event[paired], pfc_class[paired]), 1)
+    return counts

@@ -1,0 +1,119 @@
+"""Truth-anchored source (model.source: anchored): pairing, training data, training, sampling."""
+
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+import pytest
+import uproot
+import yaml
+
+from parnassus.card import load_card
+from parnassus.errors import CardError
+from parnassus.generators import make_generator
+from parnassus.nn import anchors
+from parnassus.nn.data import load_pairs, make_batch, normalisation
+from parnassus.run import run
+from parnassus.train import train
+
+from .conftest import EXAMPLE, tiny_card
+
+
+def features(log_pt, eta, phi, charge):
+    """Raw particle features (nn.features order) of particles at the primary vertex."""
+    n = len(log_pt)
+    return np.column_stack([log_pt, eta, np.sin(phi), np.cos(phi), np.zeros((n, 3)), charge]).astype(np.float32)
+
+
+def test_candidates_pair_with_the_nearest_truth_particle_of_their_charge_type():
+    truth = features([0.0, -1.0, -2.0, -1.5], [0.0, 1.0, -1.0, 2.0], [0.0, 3.1, 1.0, -2.0], [1, 0, -1, 1])
+    pfc = features([0.02, -0.9, -2.0, -1.5, 0.01, -3.0],
+                   [0.001, 1.01, -1.0, 2.0, 0.0, 0.0],
+                   [0.001, -3.13, 1.0, -2.0, 0.002, -2.5],  # the second across phi = pi from its partner
+                   [1, 0, 0, 1, 1, 1])
+    partner = anchors.event_partners(truth, pfc)
+    # candidate 2 sits on truth 2 but is neutral where truth 2 is charged; candidates 0 and 4 both sit on truth 0,
+    # which can take one of them; candidate 5 is near nothing
+    assert partner.tolist()[1] == 1 and partner[3] == 3 and partner[2] == -1 and partner[5] == -1
+    assert sorted([partner[0], partner[4]]) == [-1, 0]
+
+
+def test_pairs_farther_than_the_cost_limit_are_no_pairs():
+    truth = features([0.0], [0.0], [0.0], [1])
+    shift = anchors.MATCH_ANGLE * np.sqrt(anchors.MAX_COST)
+    assert anchors.event_partners(truth, features([0.0], [0.99 * shift], [0.0], [1])).tolist() == [0]
+    assert anchors.event_partners(truth, features([0.0], [1.01 * shift], [0.0], [1])).tolist() == [-1]
+    assert anchors.event_partners(truth, features([0.0], [0.0], [0.0], [1])[:0]).tolist() == []
+
+
+def test_truth_labels_and_paired_counts():
+    # two events: truth sets of 3 and 2, candidate sets of 2 and 3
+    truth_offsets, pfc_offsets = np.array([0, 3, 5]), np.array([0, 2, 5])
+    partner = np.array([2, -1, 0, 1, -1])
+    cls = np.array([4, 0, 0, 3, 0])
+    assert anchors.truth_labels(5, truth_offsets, pfc_offsets, partner, cls).tolist() == [0, 0, 5, 1, 4]
+    assert anchors.paired_counts(pfc_offsets, partner, cls).tolist() == [[0, 0, 0, 0, 1], [1, 0, 0, 1, 0]]
+
+
+def test_anchored_training_data(pairs):
+    truth, pfc = load_pairs([pairs], 400, 400)
+    truth_a, pfc_a = load_pairs([pairs], 400, 400, anchored=True)
+    # candidates' pT_rel refer to the truth HT; the truth sets are unchanged
+    np.testing.assert_allclose(truth_a.features, truth.features)
+    event = np.repeat(np.arange(len(pfc)), np.diff(pfc.offsets))
+    shift = truth.events[event, 2] - pfc.events[event, 2]  # log HT(truth) - log HT(candidates)
+    np.testing.assert_allclose(pfc_a.features[:, 0], pfc.features[:, 0] - shift, atol=1e-4)
+    # the generated multiplicities count the candidates without a partner
+    paired = anchors.paired_counts(pfc_a.offsets, pfc_a.pairing, pfc_a.cls)
+    np.testing.assert_array_equal(pfc_a.events[:, 3:] + paired, pfc.events[:, 3:])
+    assert 0.3 < (pfc_a.pairing >= 0).mean() < 1.0
+    assert (truth_a.pairing > 0).sum() == (pfc_a.pairing >= 0).sum()
+    # the batch's anchors are the standardised features of the partners
+    norm = normalisation(truth_a, pfc_a)
+    index = np.arange(3)
+    batch = make_batch(truth_a.take(index), pfc_a.take(index), norm, np.random.default_rng(0))
+    first = pfc_a.take(np.array([0]))
+    k = int(np.flatnonzero(first.pairing >= 0)[0])
+    expected = (truth_a.features[first.pairing[k]] - norm.pfc_mean) / norm.pfc_std
+    np.testing.assert_allclose(batch.anchor[0, k].numpy(), expected, rtol=1e-5, atol=1e-5)
+    assert bool(batch.anchored[0, k]) and int(batch.truth_label[0, first.pairing[k]]) == 1 + first.cls[k]
+    assert batch.anchored.sum() == batch.truth_label.gt(0).sum()
+
+
+def anchored_card(folder: Path, pairs: Path, **training) -> Path:
+    path = tiny_card(folder, pairs, **training)
+    data = yaml.safe_load(path.read_text())
+    data["model"]["source"] = "anchored"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_anchored_model_trains_and_samples_the_same_for_any_batch(tmp_path, pairs):
+    card = load_card(anchored_card(tmp_path, pairs, steps=40))
+    train(card, progress=False)
+    generator = make_generator(card)
+    assert generator.model.arch.anchored and generator.model.pfc.partner is not None
+    outputs = []
+    for batch_size in (12, 5):
+        path = tmp_path / f"run{batch_size}.root"
+        run(card, EXAMPLE, path, max_events=12, batch_size=batch_size, progress=False)
+        outputs.append(uproot.open(path)["Delphes"].arrays(["ParticleFlowCandidate.PT", "ParticleFlowCandidate.Eta"]))
+    assert ak.to_list(outputs[0]["ParticleFlowCandidate.PT"]) == ak.to_list(outputs[1]["ParticleFlowCandidate.PT"])
+    assert ak.all(ak.num(outputs[0]["ParticleFlowCandidate.PT"]) > 0)
+    assert ak.all(outputs[0]["ParticleFlowCandidate.PT"] >= 1.0)
+
+
+def test_anchored_source_needs_a_flow_model_and_cannot_be_distilled_yet(tmp_path, pairs):
+    from parnassus.distill import distill
+
+    data = yaml.safe_load(anchored_card(tmp_path, pairs).read_text())
+    data["model"]["kind"] = "diffusion"
+    path = tmp_path / "diffusion.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(CardError, match="model.source: 'anchored' needs model.kind 'flow'"):
+        load_card(path)
+    data["model"]["kind"] = "flow"
+    data["distillation"] = {"checkpoint": str(tmp_path / "student"), "steps": 2}
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(CardError, match="model.source: only teachers with a Gaussian source"):
+        distill(load_card(path), progress=False)
