@@ -15,7 +15,9 @@ iterative generative models"; the K-step form is the last stage of progressive d
    optimiser, step) makes ``--resume`` continue where it stopped; the losses go to ``training_log.csv``, the
    validation loss on ``validation_events`` trajectories that are never trained on.
 
-Only flow-matching teachers (``model.kind: flow``) are distilled: their network output is the velocity.
+Only flow-matching teachers (``model.kind: flow``) are distilled: their network output is the velocity. An anchored
+teacher's candidate trajectories start where its sampling starts them (a candidate with a truth partner near it);
+the student keeps the teacher's partner head, so it draws the same slots.
 """
 
 from __future__ import annotations
@@ -74,7 +76,10 @@ def batch_trajectories(teacher: Parnassus, batch: Batch, objective: Objective, s
     event = trajectory(lambda x, t: teacher.event(x, t, condition), noise, objective, solver, steps, grid)
     cache = teacher.pfc.encode(batch.truth, batch.truth_mask, batch.truth_event, batch.pfc_event)
     noise = torch.randn(batch.pfc.shape, generator=generator).to(device)
-    pfc = trajectory(lambda x, t: teacher.pfc(x, t, batch.pfc_class, batch.pfc_mask, cache), noise, objective,
+    if teacher.arch.anchored:  # candidates with a truth partner start near it, as in training and sampling
+        noise = torch.where(batch.anchored[..., None], batch.anchor + teacher.arch.anchor_noise * noise, noise)
+    slots = teacher.pfc.slots(batch.pfc_class, batch.anchor, batch.anchored)
+    pfc = trajectory(lambda x, t: teacher.pfc(x, t, slots, batch.pfc_mask, cache), noise, objective,
                      solver, steps, grid)
     return event, pfc
 
@@ -106,7 +111,8 @@ def distillation_losses(student: Parnassus, item: dict, grid: list[float], devic
         target = (event[i] - event[i + 1]) * scale
         event_loss = event_loss + ((student.event(event[i], t, condition) - target) ** 2).mean()
         target = (pfc[i] - pfc[i + 1]) * scale
-        output = student.pfc(pfc[i], t, batch.pfc_class, batch.pfc_mask, cache)
+        output = student.pfc(pfc[i], t, student.pfc.slots(batch.pfc_class, batch.anchor, batch.anchored),
+                             batch.pfc_mask, cache)
         pfc_loss = pfc_loss + (((output - target) ** 2) * mask).sum() / (mask.sum() * pfc.shape[-1]).clamp(min=1)
     return event_loss, pfc_loss
 
@@ -117,7 +123,8 @@ def _enough_pairs(card: Card, events: int, seed: int) -> tuple[ParticleSets, Par
     files = training_files(card)
     truths, pfcs = [], []
     for index in np.random.default_rng([seed, 0]).permutation(len(files)):
-        truth, pfc = load_pairs([files[index]], card.model.max_truth, card.model.max_pfc)
+        truth, pfc = load_pairs([files[index]], card.model.max_truth, card.model.max_pfc,
+                                card.model.source == "anchored")
         truths.append(truth)
         pfcs.append(pfc)
         if sum(len(t) for t in truths) >= events:
@@ -140,9 +147,6 @@ def distill(card: Card, resume: bool = False, device: str | None = None, progres
     if card.model.kind != "flow":
         raise CardError(f"{card.path}: model.kind: only flow-matching teachers can be distilled (not "
                         f"{card.model.kind!r})")
-    if card.model.source != "gaussian":
-        raise CardError(f"{card.path}: model.source: only teachers with a Gaussian source can be distilled yet "
-                        f"(not {card.model.source!r})")
     if card.sampling.steps % cfg.student_steps:
         raise CardError(f"{card.path}: distillation.student_steps: the teacher's grid ({card.sampling.solver}, "
                         f"{card.sampling.steps} steps) has no state at t = {1 - 1 / cfg.student_steps}")

@@ -5,6 +5,7 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 import pytest
+import torch
 import uproot
 import yaml
 
@@ -103,17 +104,37 @@ def test_anchored_model_trains_and_samples_the_same_for_any_batch(tmp_path, pair
     assert ak.all(outputs[0]["ParticleFlowCandidate.PT"] >= 1.0)
 
 
-def test_anchored_source_needs_a_flow_model_and_cannot_be_distilled_yet(tmp_path, pairs):
-    from parnassus.distill import distill
-
+def test_anchored_source_needs_a_flow_model(tmp_path, pairs):
     data = yaml.safe_load(anchored_card(tmp_path, pairs).read_text())
     data["model"]["kind"] = "diffusion"
     path = tmp_path / "diffusion.yaml"
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(CardError, match="model.source: 'anchored' needs model.kind 'flow'"):
         load_card(path)
-    data["model"]["kind"] = "flow"
-    data["distillation"] = {"checkpoint": str(tmp_path / "student"), "steps": 2}
+
+
+def test_an_anchored_teacher_is_distilled_from_its_anchored_trajectories(tmp_path, pairs):
+    from parnassus.distill import distill
+
+    data = yaml.safe_load(anchored_card(tmp_path, pairs, steps=20).read_text())
+    train(load_card(tmp_path / "card.yaml"), progress=False)
+    data["sampling"].update(solver="dpmpp2m", steps=4)
+    data["distillation"] = {"checkpoint": str(tmp_path / "student"), "student_steps": 2, "events": 32,
+                            "validation_events": 16, "steps": 6, "batch_size": 16, "validate_every": 3,
+                            "checkpoint_every": 3}
+    path = tmp_path / "distill.yaml"
     path.write_text(yaml.safe_dump(data))
-    with pytest.raises(CardError, match="model.source: only teachers with a Gaussian source"):
-        distill(load_card(path), progress=False)
+    distill(load_card(path), progress=False)
+    items = torch.load(tmp_path / "student" / "trajectories.pt", weights_only=False)
+    batch, start = items[0]["batch"], items[0]["pfc"][0]  # the teacher's state at t = 1: its source
+    paired = batch.anchored
+    assert paired.any() and (~paired & batch.pfc_mask).any()
+    # a paired candidate starts within a few anchor_noise of its partner, an unpaired one anywhere in N(0, 1)
+    distance = (start - batch.anchor).abs().amax(dim=-1)
+    assert float(distance[paired].max()) < 8 * 0.1 < float(distance[~paired & batch.pfc_mask].max())
+    data["generator"]["checkpoint"] = data.pop("distillation")["checkpoint"]
+    data["sampling"].update(solver="euler", steps=2)
+    path.write_text(yaml.safe_dump(data))
+    student = make_generator(load_card(path))
+    assert student.model.arch.anchored
+    run(load_card(path), EXAMPLE, tmp_path / "student.root", max_events=4, progress=False)
