@@ -189,7 +189,7 @@ def test_resume_refuses_other_training_files(tmp_path, pairs):
 
 def test_diffusion_variant_trains_and_samples(tmp_path, pairs):
     data = yaml.safe_load(Path(tiny_card(tmp_path, pairs, steps=12, checkpoint_every=12)).read_text())
-    data["model"]["kind"] = "diffusion"
+    data["model"].update(kind="diffusion", source="gaussian")
     card_path = tmp_path / "diffusion.yaml"
     card_path.write_text(yaml.safe_dump(data))
     card = load_card(card_path)
