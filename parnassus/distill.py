@@ -76,8 +76,7 @@ def batch_trajectories(teacher: Parnassus, batch: Batch, objective: Objective, s
     event = trajectory(lambda x, t: teacher.event(x, t, condition), noise, objective, solver, steps, grid)
     cache = teacher.pfc.encode(batch.truth, batch.truth_mask, batch.truth_event, batch.pfc_event)
     noise = torch.randn(batch.pfc.shape, generator=generator).to(device)
-    if teacher.arch.anchored:  # candidates with a truth partner start near it, as in training and sampling
-        noise = torch.where(batch.anchored[..., None], batch.anchor + teacher.arch.anchor_noise * noise, noise)
+    noise = teacher.pfc.source(noise, batch.anchor, batch.anchored)  # as in training and sampling
     slots = teacher.pfc.slots(batch.pfc_class, batch.anchor, batch.anchored)
     pfc = trajectory(lambda x, t: teacher.pfc(x, t, slots, batch.pfc_mask, cache), noise, objective,
                      solver, steps, grid)

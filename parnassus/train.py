@@ -93,26 +93,22 @@ def losses(model: Parnassus, batch: Batch, objective: Objective, time_power: flo
     n = batch.truth.shape[0]
     part = batch if rows is None else Batch(*(getattr(batch, name)[rows] for name in batch.__dataclass_fields__))
 
-    def noisy(x0: torch.Tensor, anchor: torch.Tensor | None = None, anchored: torch.Tensor | None = None
-              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(x_t, t, target) from the data ``x0``; the source is Gaussian noise, or for the ``anchored`` rows the
-        ``anchor`` plus anchor_noise times that noise."""
+    def noisy(x0: torch.Tensor, source=lambda noise: noise) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(x_t, t, target) from the data ``x0`` and the ``source`` made of Gaussian noise."""
         t = sample_time(n, time_power, generator, device=device)
-        eps = torch.randn(x0.shape, generator=generator, device=device)
-        if anchor is not None:
-            eps = torch.where(anchored[..., None], anchor + model.arch.anchor_noise * eps, eps)
+        eps = source(torch.randn(x0.shape, generator=generator, device=device))
         drawn = objective.path.interpolate(x0, eps, t), t, objective.target(x0, eps, t)
         return drawn if rows is None else tuple(x[rows] for x in drawn)
 
     x_t, t, target = noisy(batch.pfc_event)
     condition = model.event.condition(part.truth, part.truth_mask, part.truth_event)
     event_loss = regression_loss(model.event(x_t, t, condition), target, kind, count=n)
-    anchored = model.arch.anchored
-    x_t, t, target = noisy(batch.pfc, batch.anchor, batch.anchored) if anchored else noisy(batch.pfc)
+    x_t, t, target = noisy(batch.pfc, lambda noise: model.pfc.source(noise, batch.anchor, batch.anchored))
     cache = model.pfc.encode(part.truth, part.truth_mask, part.truth_event, part.pfc_event)
     output = model.pfc(x_t, t, model.pfc.slots(part.pfc_class, part.anchor, part.anchored), part.pfc_mask, cache)
     pfc_loss = regression_loss(output, target, kind, part.pfc_mask, count=batch.pfc_mask.sum())
-    if anchored:  # the truth particles' slots: cross-entropy, a share of the batch's mean over its truth particles
+    # the truth particles' slots: cross-entropy, a share of the batch's mean over its truth particles
+    if model.arch.anchored:
         logits = model.pfc.partner_logits(cache.tokens).float()
         entropy = F.cross_entropy(logits.flatten(0, 1), part.truth_label.flatten(), reduction="none")
         entropy = torch.where(part.truth_mask.flatten(), entropy, torch.zeros_like(entropy))

@@ -135,7 +135,6 @@ class NeuralGenerator:
         paired = slot_partner >= 0
         slot_anchor = np.zeros_like(slot_noise)
         slot_anchor[paired] = standardise(sets.features[slot_partner[paired]], self.norm.pfc_mean, self.norm.pfc_std)
-        start = np.where(paired[:, None], slot_anchor + self.model.arch.anchor_noise * slot_noise, slot_noise)
 
         offsets = np.concatenate([[0], np.cumsum(totals)])
         features = np.zeros((offsets[-1], n_features))
@@ -146,7 +145,7 @@ class NeuralGenerator:
             def candidates(rows: np.ndarray, lengths: tuple[int, int] = lengths) -> np.ndarray:
                 slots = ranges(offsets[rows], offsets[rows + 1])
                 return self._candidates(sets.take(rows), lengths[0], raw[rows], totals[rows], lengths[1],
-                                        slot_class[slots], slot_anchor[slots], paired[slots], start[slots])
+                                        slot_class[slots], slot_anchor[slots], paired[slots], slot_noise[slots])
 
             x = self._in_chunks(padded_rows(group), candidates)
             features[ranges(offsets[group], offsets[group + 1])] = x[:offsets[group + 1].sum() - offsets[group].sum()]
@@ -233,21 +232,22 @@ class NeuralGenerator:
 
     def _candidates(self, truth: ParticleSets, truth_length: int, raw: np.ndarray, totals: np.ndarray,
                     length: int, slot_class: np.ndarray, slot_anchor: np.ndarray, paired: np.ndarray,
-                    start: np.ndarray) -> np.ndarray:
-        """Raw features of the candidate slots (flat, event by event) of events padded to the given lengths, from
-        the sources ``start`` (standardised)."""
+                    noise: np.ndarray) -> np.ndarray:
+        """Raw features of the candidate slots (flat, event by event) of events padded to the given lengths, whose
+        flows start from ``noise`` (for anchored models, near their partners: :meth:`PFCNet.source`)."""
         model, objective, norm = self.model, self.objective, self.norm
         tokens, mask, truth_event = self._tensors(*truth_inputs(truth, norm, truth_length))
         slot_mask = np.arange(length)[None, :] < totals[:, None]
         one_hot = np.zeros((len(totals), length, N_CLASSES), dtype=np.float32)
         one_hot[slot_mask] = np.eye(N_CLASSES, dtype=np.float32)[slot_class]
         padded = {}
-        for name, values in (("anchor", slot_anchor), ("paired", paired), ("start", start)):
+        for name, values in (("anchor", slot_anchor), ("paired", paired), ("noise", noise)):
             padded[name] = np.zeros(slot_mask.shape + values.shape[1:], dtype=values.dtype)
             padded[name][slot_mask] = values
-        pfc_class, pfc_mask, pfc_event, anchor, anchored, start = self._tensors(
+        pfc_class, pfc_mask, pfc_event, anchor, anchored, noise = self._tensors(
             one_hot, slot_mask, standardise(raw, norm.event_mean, norm.event_std), padded["anchor"],
-            padded["paired"], padded["start"])
+            padded["paired"], padded["noise"])
+        start = model.pfc.source(noise, anchor, anchored)
         with self._precision():
             cache = model.pfc.encode(tokens, mask, truth_event, pfc_event)
             slots = model.pfc.slots(pfc_class, anchor, anchored)

@@ -8,7 +8,7 @@ particle; candidates without a partner (pileup, merged or split clusters, fakes)
 before.
 
 Training pairs candidates with truth particles event by event by a Hungarian assignment
-(``scipy.optimize.linear_sum_assignment``) on
+(:func:`parnassus.assignment.assign`) on
 
     cost = (Δη² + Δφ²) / MATCH_ANGLE² + (Δ log pT)² / MATCH_LOG_PT²,
 
@@ -27,8 +27,8 @@ from which each truth particle's slot is drawn; the event network generates the 
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
+from parnassus.assignment import assign
 from parnassus.nn.features import N_CLASSES
 
 MATCH_ANGLE = 0.05  # scale of Δη and Δφ in the matching cost
@@ -50,14 +50,8 @@ def event_partners(truth: np.ndarray, pfc: np.ndarray) -> np.ndarray:
     dpt = pfc[:, None, _LOG_PT] - truth[None, :, _LOG_PT]
     cost = (deta**2 + dphi**2) / MATCH_ANGLE**2 + dpt**2 / MATCH_LOG_PT**2
     allowed = (cost <= MAX_COST) & ((pfc[:, None, _CHARGE] != 0) == (truth[None, :, _CHARGE] != 0))
-    rows_index, cols_index = np.flatnonzero(allowed.any(axis=1)), np.flatnonzero(allowed.any(axis=0))
-    if len(rows_index) == 0:
-        return partner
-    cost, allowed = cost[np.ix_(rows_index, cols_index)], allowed[np.ix_(rows_index, cols_index)]
-    big = MAX_COST * (min(cost.shape) + 1) + 1.0  # more than all allowed pairs together
-    rows, cols = linear_sum_assignment(np.where(allowed, cost, big))
-    keep = allowed[rows, cols]
-    partner[rows_index[rows[keep]]] = cols_index[cols[keep]]
+    rows, cols = assign(cost, allowed, MAX_COST)
+    partner[rows] = cols
     return partner
 
 

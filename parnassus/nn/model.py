@@ -231,6 +231,13 @@ class PFCNet(nn.Module):
         """(B, Lt, 1 + classes) logits of each truth particle's slot, from the encoded truth tokens."""
         return self.partner(tokens[:, 1:])
 
+    def source(self, noise: torch.Tensor, anchor: torch.Tensor, anchored: torch.Tensor) -> torch.Tensor:
+        """Where the candidates' flows start: the noise, or for anchored models at the slots with a truth partner
+        the partner's standardised features plus ``anchor_noise`` times the noise."""
+        if not self.arch.anchored:
+            return noise
+        return torch.where(anchored[..., None], anchor + self.arch.anchor_noise * noise, noise)
+
     def slots(self, pfc_class: torch.Tensor, anchor: torch.Tensor, anchored: torch.Tensor) -> torch.Tensor:
         """The slot description the network reads: the class one-hot, for anchored models followed by the
         partner's standardised features and a flag."""

@@ -9,7 +9,8 @@ dropped after the assignment.
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
+
+from parnassus.assignment import assign
 
 _EMPTY = np.zeros(0, dtype=np.int64)
 
@@ -32,16 +33,7 @@ def match(reco_eta: np.ndarray, reco_phi: np.ndarray, truth_eta: np.ndarray, tru
     if len(reco_eta) == 0 or len(truth_eta) == 0:
         return _EMPTY, _EMPTY
     dr = delta_r_matrix(reco_eta, reco_phi, truth_eta, truth_phi)
-    forbidden = dr > max_dr
-    rows_ok, cols_ok = ~forbidden.all(axis=1), ~forbidden.all(axis=0)
-    if not rows_ok.any():
-        return _EMPTY, _EMPTY
-    rows_index, cols_index = np.flatnonzero(rows_ok), np.flatnonzero(cols_ok)
-    dr, forbidden = dr[np.ix_(rows_index, cols_index)], forbidden[np.ix_(rows_index, cols_index)]
-    big = max_dr * (min(dr.shape) + 1) + 1.0  # more than the ΔR of all allowed pairs together
-    rows, cols = linear_sum_assignment(np.where(forbidden, big, dr))
-    keep = ~forbidden[rows, cols]
-    return rows_index[rows[keep]], cols_index[cols[keep]]
+    return assign(dr, ~(dr > max_dr), max_dr)
 
 
 def offsets(counts: np.ndarray) -> np.ndarray:
