@@ -127,7 +127,12 @@ class NeuralGenerator:
             raw[group] = self._in_chunks(padded_rows(group), lambda rows, length=length: self._event_quantities(
                 sets.take(rows), length, noise[rows]))[:len(group)]
         counts = counts_from_samples(raw[:, 3:])  # anchored models: the candidates without a truth partner
-        partner = self._partners(sets, truth_length, rng) if self.model.arch.anchored else np.zeros(0, np.int64)
+        partner, encoded = np.zeros(0, np.int64), {}
+        if self.model.arch.anchored:
+            partner, encoded = self._partners(sets, truth_length, rng)
+        in_group = np.zeros(n_events, dtype=np.int64)  # each event's row among those of its truth length
+        for group in same_shape(truth_length):
+            in_group[group] = np.arange(len(group))
         slot_event, slot_class, slot_partner, totals = self._slots(counts, sets, partner)
         n_features = len(self.norm.pfc_mean)
         slot_noise = rng.standard_normal(np.repeat(np.arange(n_events), totals * n_features), np.float32)
@@ -144,35 +149,50 @@ class NeuralGenerator:
 
             def candidates(rows: np.ndarray, lengths: tuple[int, int] = lengths) -> np.ndarray:
                 slots = ranges(offsets[rows], offsets[rows + 1])
+                truth = None
+                if lengths[0] in encoded:
+                    index = torch.from_numpy(in_group[rows]).to(self.device)
+                    truth = tuple(tensor[index] for tensor in encoded[lengths[0]])
                 return self._candidates(sets.take(rows), lengths[0], raw[rows], totals[rows], lengths[1],
-                                        slot_class[slots], slot_anchor[slots], paired[slots], slot_noise[slots])
+                                        slot_class[slots], slot_anchor[slots], paired[slots], slot_noise[slots],
+                                        truth)
 
             x = self._in_chunks(padded_rows(group), candidates)
             features[ranges(offsets[group], offsets[group + 1])] = x[:offsets[group + 1].sum() - offsets[group].sum()]
         ht = np.exp(sets.events[:, 2] if self.model.arch.anchored else raw[:, 2])  # what the pT_rel refer to
         return self._decode(features, slot_class, totals, ht, vertex)
 
-    def _partners(self, sets: ParticleSets, truth_length: np.ndarray, rng: EventRandom) -> np.ndarray:
+    def _partners(self, sets: ParticleSets, truth_length: np.ndarray, rng: EventRandom
+                  ) -> tuple[np.ndarray, dict[int, tuple[torch.Tensor, torch.Tensor]]]:
         """Anchored models: for each truth particle (flat), 0 or 1 + the class of the candidate it gets, drawn from
-        the network's categorical with one uniform number per truth particle from its event's stream."""
+        the network's categorical with one uniform number per truth particle from its event's stream; and, per
+        padded truth length, the encoded truth tokens and their mask of its events (in :func:`same_shape` order),
+        which the candidate pass reuses."""
         sizes = np.diff(sets.offsets)
         uniform = rng.random(np.repeat(np.arange(len(sizes)), sizes))
         labels = np.zeros(len(uniform), dtype=np.int64)
+        encoded = {}
         for group in same_shape(truth_length):
             length = int(truth_length[group[0]])
-            probabilities = self._in_chunks(padded_rows(group), lambda rows, length=length: self._partner_probabilities(
-                sets.take(rows), length))[:sizes[group].sum()]
+            chunks: list[tuple[torch.Tensor, torch.Tensor]] = []
+            probabilities = self._in_chunks(padded_rows(group), lambda rows, length=length, chunks=chunks:
+                                            self._partner_probabilities(sets.take(rows), length, chunks)
+                                            )[:sizes[group].sum()]
+            encoded[length] = tuple(torch.cat(parts)[:len(group)] for parts in zip(*chunks, strict=True))
             flat = ranges(sets.offsets[group], sets.offsets[group + 1])
             cumulative = np.cumsum(probabilities, axis=1)
             labels[flat] = np.minimum((uniform[flat, None] >= cumulative).sum(axis=1), N_CLASSES)
-        return labels
+        return labels, encoded
 
-    def _partner_probabilities(self, truth: ParticleSets, length: int) -> np.ndarray:
-        """(truth particles, 1 + classes) probabilities of each truth particle's slot (flat, event by event)."""
+    def _partner_probabilities(self, truth: ParticleSets, length: int,
+                               encoded: list[tuple[torch.Tensor, torch.Tensor]]) -> np.ndarray:
+        """(truth particles, 1 + classes) probabilities of each truth particle's slot (flat, event by event); the
+        encoded truth tokens and their mask are appended to ``encoded``."""
         tokens, mask, truth_event = self._tensors(*truth_inputs(truth, self.norm, length))
         with self._precision():
-            encoded, _ = self.model.pfc.truth(tokens, mask, truth_event)
-            logits = self.model.pfc.partner_logits(encoded)
+            tokens_mask = self.model.pfc.truth(tokens, mask, truth_event)
+            logits = self.model.pfc.partner_logits(tokens_mask[0])
+        encoded.append(tokens_mask)
         return torch.softmax(logits.float(), dim=-1)[mask].cpu().numpy().astype(np.float64)
 
     def _slots(self, counts: np.ndarray, sets: ParticleSets, partner: np.ndarray
@@ -232,9 +252,10 @@ class NeuralGenerator:
 
     def _candidates(self, truth: ParticleSets, truth_length: int, raw: np.ndarray, totals: np.ndarray,
                     length: int, slot_class: np.ndarray, slot_anchor: np.ndarray, paired: np.ndarray,
-                    noise: np.ndarray) -> np.ndarray:
+                    noise: np.ndarray, encoded: tuple[torch.Tensor, torch.Tensor] | None = None) -> np.ndarray:
         """Raw features of the candidate slots (flat, event by event) of events padded to the given lengths, whose
-        flows start from ``noise`` (for anchored models, near their partners: :meth:`PFCNet.source`)."""
+        flows start from ``noise`` (for anchored models, near their partners: :meth:`PFCNet.source`);
+        ``encoded``: their truth tokens and mask as the PFC network's truth encoder gave them, if already known."""
         model, objective, norm = self.model, self.objective, self.norm
         tokens, mask, truth_event = self._tensors(*truth_inputs(truth, norm, truth_length))
         slot_mask = np.arange(length)[None, :] < totals[:, None]
@@ -249,7 +270,7 @@ class NeuralGenerator:
             padded["paired"], padded["noise"])
         start = model.pfc.source(noise, anchor, anchored)
         with self._precision():
-            cache = model.pfc.encode(tokens, mask, truth_event, pfc_event)
+            cache = model.pfc.cache(*(encoded or model.pfc.truth(tokens, mask, truth_event)), truth_event, pfc_event)
             slots = model.pfc.slots(pfc_class, anchor, anchored)
             x = sample(lambda x, t: objective.velocity(model.pfc(x, t, slots, pfc_mask, cache).float(), x, t),
                        start, objective.path, self.solver, self.steps)

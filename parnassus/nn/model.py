@@ -223,7 +223,11 @@ class PFCNet(nn.Module):
 
     def encode(self, truth: torch.Tensor, truth_mask: torch.Tensor, truth_event: torch.Tensor,
                pfc_event: torch.Tensor) -> TruthCache:
-        tokens, mask = self.truth(truth, truth_mask, truth_event)
+        return self.cache(*self.truth(truth, truth_mask, truth_event), truth_event, pfc_event)
+
+    def cache(self, tokens: torch.Tensor, mask: torch.Tensor, truth_event: torch.Tensor, pfc_event: torch.Tensor
+              ) -> TruthCache:
+        """The :class:`TruthCache` of truth tokens already encoded by :attr:`truth` (with their mask)."""
         return TruthCache([block.keys_values(tokens) for block in self.blocks], mask,
                           self.globals(torch.cat([truth_event, pfc_event], dim=-1)), tokens)
 
