@@ -147,21 +147,25 @@ class HepMCReader(TruthReader):
 
     def _blocks(self) -> Iterator[_Block]:
         """Yield the text of each event in the selected range (after ``skip``, at most ``max_events``)."""
-        buffer, index, at_end = self._buffer, 0, False
+        # a growing bytearray, searched only where it has not been searched yet: decompressors hand over chunks of
+        # ~30 kB, several per event, and re-searching (and copying) the event's text at each chunk costs more than
+        # the search itself
+        buffer, index, at_end, searched = bytearray(self._buffer), 0, False, 1
         self._buffer = b""
         while not at_end:
             chunk = self._read_chunk()
             at_end = not chunk
             buffer += chunk
             start = 0
-            while (end := buffer.find(EVENT_START, start + 1)) >= 0:
-                yield from self._emit(buffer[start:end + 1], index)
+            while (end := buffer.find(EVENT_START, max(start + 1, searched))) >= 0:
+                yield from self._emit(bytes(buffer[start:end + 1]), index)
                 index += 1
                 start = end + 1
-            buffer = buffer[start:]
+            del buffer[:start]
+            searched = max(len(buffer) - len(EVENT_START) + 1, 1)
             if self.max_events is not None and index >= self.skip + self.max_events:
                 return
-        tail = buffer.split(END_LISTING, 1)[0]
+        tail = bytes(buffer).split(END_LISTING, 1)[0]
         if tail.strip():
             yield from self._emit(tail, index)
 
@@ -209,7 +213,7 @@ class HepMCReader(TruthReader):
     def _parse(self, blocks: list[_Block]) -> Iterator[TruthBatch]:
         events, start = [], 0
         while start < len(blocks):
-            text = self._header + b"".join(b.text for b in blocks[start:]) + END_LISTING + b"\n"
+            text = b"".join([self._header, *(b.text for b in blocks[start:]), END_LISTING, b"\n"])
             with pyhepmc.open(io.BytesIO(text), format="HepMC3") as reader:
                 for block in blocks[start:]:
                     start += 1
