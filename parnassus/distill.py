@@ -17,7 +17,9 @@ iterative generative models"; the K-step form is the last stage of progressive d
 
 Only flow-matching teachers (``model.kind: flow``) are distilled: their network output is the velocity. An anchored
 teacher's candidate trajectories start where its sampling starts them (a candidate with a truth partner near it);
-the student keeps the teacher's partner head, so it draws the same slots.
+the student keeps the teacher's partner head and the truth encoder it reads (neither is trained: a student whose
+encoder had learned the trajectories drew 0.33 more muon slots per ttbar event than its teacher), so it draws the
+same slots.
 """
 
 from __future__ import annotations
@@ -177,7 +179,11 @@ def distill(card: Card, resume: bool = False, device: str | None = None, progres
     student = copy.deepcopy(teacher).train()
     for parameter in student.parameters():
         parameter.requires_grad_(True)
-    optimizer = torch.optim.AdamW(student.parameters(), lr=cfg.learning_rate, weight_decay=0.0)
+    if student.arch.anchored:  # the partner head and the truth encoder it reads stay the teacher's: the same slots
+        for parameter in [*student.pfc.truth.parameters(), *student.pfc.partner.parameters()]:
+            parameter.requires_grad_(False)
+    trainable = [parameter for parameter in student.parameters() if parameter.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=cfg.learning_rate, weight_decay=0.0)
     start = 0
     if resume:
         state = torch.load(state_file, map_location=device, weights_only=False)
@@ -216,7 +222,7 @@ def distill(card: Card, resume: bool = False, device: str | None = None, progres
             event_loss, pfc_loss = distillation_losses(student, item, grid, device)
             optimizer.zero_grad(set_to_none=True)
             (event_loss + pfc_loss).backward()
-            torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
             optimizer.step()
             done = step + 1
             bar.update(1)

@@ -137,4 +137,10 @@ def test_an_anchored_teacher_is_distilled_from_its_anchored_trajectories(tmp_pat
     path.write_text(yaml.safe_dump(data))
     student = make_generator(load_card(path))
     assert student.model.arch.anchored
+    teacher = make_generator(load_card(tmp_path / "card.yaml"))
+    # the partner head and the truth encoder it reads are the teacher's (the student draws the same slots); the rest
+    # learned
+    weights = {name: (value, teacher.model.state_dict()[name]) for name, value in student.model.state_dict().items()}
+    assert all(torch.equal(*weights[name]) for name in weights if name.startswith(("pfc.truth.", "pfc.partner.")))
+    assert not torch.equal(*weights["pfc.blocks.0.qkv.weight"])
     run(load_card(path), EXAMPLE, tmp_path / "student.root", max_events=4, progress=False)
