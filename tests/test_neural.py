@@ -19,9 +19,7 @@ from parnassus.run import run
 from parnassus.solvers import evaluations
 from parnassus.train import train
 
-from .conftest import EXAMPLE, ROOT, tiny_card
-
-CARD = ROOT / "cards" / "cms2011.yaml"
+from .conftest import EXAMPLE, tiny_card
 
 
 def read_log(folder: Path) -> list[dict]:
