@@ -233,3 +233,16 @@ def test_stable_ctau_puts_long_lived_particles_back(tmp_path):
     # (drop_pids, here all pions, still applies)
     lambdas, _ = concat(read_all(path, TruthCuts(stable_ctau_mm=60.0, drop_pids=[211], **wide))[0])
     assert sorted(lambdas[0].pid.tolist()) == [-321, 3122, 3122]
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 4096])
+def test_events_are_the_same_whatever_the_chunks_the_input_arrives_in(monkeypatch, chunk):
+    """Event starts straddling chunk borders are found once: the search resumes where it stopped."""
+    whole, _, _ = read_all(EXAMPLE, batch_size=7, max_events=6)
+    monkeypatch.setattr("parnassus.io.hepmc.CHUNK_BYTES", chunk)
+    reader = HepMCReader(EXAMPLE, TruthCuts(), 7, RunCounts(), max_events=6)
+    reader._stream.read1 = lambda size, read=reader._stream.read: read(min(size, chunk))  # decompressors' small chunks
+    pieces = list(reader)
+    (particles, numbers), (expected, expected_numbers) = concat(pieces), concat(whole)
+    np.testing.assert_array_equal(numbers, expected_numbers)
+    assert len(numbers) == 6 and ak.all(particles.px == expected.px)
