@@ -122,17 +122,17 @@ class NeuralGenerator:
         noise = rng.standard_normal(np.repeat(np.arange(n_events), n_event_features), np.float32)
         noise = noise.reshape(n_events, n_event_features)
         raw = np.zeros((n_events, n_event_features))
-        for group in same_shape(truth_length):
+        truth_groups = same_shape(truth_length)  # events of the same padded truth length, in input order
+        in_group = np.zeros(n_events, dtype=np.int64)  # each event's row within its group
+        for group in truth_groups:
+            in_group[group] = np.arange(len(group))
             length = int(truth_length[group[0]])
             raw[group] = self._in_chunks(padded_rows(group), lambda rows, length=length: self._event_quantities(
                 sets.take(rows), length, noise[rows]))[:len(group)]
         counts = counts_from_samples(raw[:, 3:])  # anchored models: the candidates without a truth partner
         partner, encoded = np.zeros(0, np.int64), {}
         if self.model.arch.anchored:
-            partner, encoded = self._partners(sets, truth_length, rng)
-        in_group = np.zeros(n_events, dtype=np.int64)  # each event's row among those of its truth length
-        for group in same_shape(truth_length):
-            in_group[group] = np.arange(len(group))
+            partner, encoded = self._partners(sets, truth_groups, truth_length, rng)
         slot_event, slot_class, slot_partner, totals = self._slots(counts, sets, partner)
         n_features = len(self.norm.pfc_mean)
         slot_noise = rng.standard_normal(np.repeat(np.arange(n_events), totals * n_features), np.float32)
@@ -162,17 +162,17 @@ class NeuralGenerator:
         ht = np.exp(sets.events[:, 2] if self.model.arch.anchored else raw[:, 2])  # what the pT_rel refer to
         return self._decode(features, slot_class, totals, ht, vertex)
 
-    def _partners(self, sets: ParticleSets, truth_length: np.ndarray, rng: EventRandom
-                  ) -> tuple[np.ndarray, dict[int, tuple[torch.Tensor, torch.Tensor]]]:
+    def _partners(self, sets: ParticleSets, truth_groups: list[np.ndarray], truth_length: np.ndarray,
+                  rng: EventRandom) -> tuple[np.ndarray, dict[int, tuple[torch.Tensor, torch.Tensor]]]:
         """Anchored models: for each truth particle (flat), 0 or 1 + the class of the candidate it gets, drawn from
         the network's categorical with one uniform number per truth particle from its event's stream; and, per
-        padded truth length, the encoded truth tokens and their mask of its events (in :func:`same_shape` order),
-        which the candidate pass reuses."""
+        padded truth length (``truth_groups``: the events of each), the encoded truth tokens and their mask of its
+        events in group order, which the candidate pass reuses."""
         sizes = np.diff(sets.offsets)
         uniform = rng.random(np.repeat(np.arange(len(sizes)), sizes))
         labels = np.zeros(len(uniform), dtype=np.int64)
         encoded = {}
-        for group in same_shape(truth_length):
+        for group in truth_groups:
             length = int(truth_length[group[0]])
             chunks: list[tuple[torch.Tensor, torch.Tensor]] = []
             probabilities = self._in_chunks(padded_rows(group), lambda rows, length=length, chunks=chunks:
