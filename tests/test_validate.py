@@ -25,6 +25,7 @@ from parnassus.validate.metrics import (
     compare,
     confusion_distance,
     noise_floor,
+    random_halves,
     wasserstein,
     wasserstein_replicas,
 )
@@ -73,12 +74,28 @@ def test_replica_distances_equal_scipy_with_weights():
 def test_noise_floor_is_near_zero_for_one_distribution_and_far_below_a_real_difference():
     rng = np.random.default_rng(4)
     target = _events_sample(rng.normal(size=40_000))
+    floor = noise_floor(target, random_halves(40_000, 16, seed=5))
+    assert 0 < floor["value"] < 0.03 and floor["std"] > 0 and floor["mean"] == pytest.approx(floor["value"])
     counts = bootstrap_counts(40_000, 20, seed=5)
-    floor = noise_floor(target, counts)
-    assert 0 < floor["value"] < 0.03 and floor["std"] > 0
-    assert abs(floor["mean"] - floor["value"]) < 3 * floor["std"] + 0.01
     different = compare(target, _events_sample(rng.normal(0.5, 1.0, size=40_000)), counts)
     assert different["value"] == pytest.approx(0.5, abs=0.03) and different["value"] > 10 * floor["value"]
+
+
+def test_noise_floor_is_the_expected_distance_of_two_independent_halves():
+    """The mean over random halvings estimates E[W1] of two independent samples of half the size; a single halving
+    (even against odd events) is one draw of it, which for a rare count can fall far below."""
+    rng = np.random.default_rng(7)
+    rate, n = 0.09, 2000  # a rare object's count per event (isolated photons in QCD)
+    independent = [wasserstein_distance(rng.poisson(rate, n // 2), rng.poisson(rate, n // 2)) for _ in range(400)]
+    expected = np.mean(independent)
+    floors = [noise_floor(_events_sample(rng.poisson(rate, n).astype(float)), random_halves(n, 32, seed=k))
+              for k in range(20)]
+    assert np.mean([f["value"] for f in floors]) == pytest.approx(expected, rel=0.1)
+    assert np.std(independent) > 0.4 * expected  # why one split is not enough
+    assert np.std([f["value"] for f in floors]) < 0.5 * np.std(independent)
+    halvings = random_halves(n, 32, seed=3)
+    assert (halvings.sum(axis=1) == n // 2).all() and len({row.tobytes() for row in halvings}) == 32
+    np.testing.assert_array_equal(halvings, random_halves(n, 32, seed=3))
 
 
 def test_bootstrap_resamples_events_with_all_their_values():

@@ -2,8 +2,8 @@
 
 A :class:`Sample` is the values of one observable with the index of the event each value belongs to, so that
 bootstrap replicas resample *events* (every value of a drawn event comes with it) and the noise floor splits
-the target by event (even against odd events). Replicas are drawn once per report and shared by all files
-(paired bootstrap: the files hold the same truth events).
+the target by event (the mean over random halvings of its events). Replicas and halvings are drawn once per report
+and shared by all files (paired bootstrap: the files hold the same truth events).
 """
 
 from __future__ import annotations
@@ -88,20 +88,28 @@ def compare(u: Sample, v: Sample, counts: np.ndarray) -> dict[str, float]:
     return _summary(value, wasserstein_replicas(u.values, v.values, counts[:, u.events], counts[:, v.events]))
 
 
-def halves(sample: Sample) -> tuple[Sample, Sample]:
-    """The values of the even and of the odd events."""
-    even = sample.events % 2 == 0
-    return sample.select(even), sample.select(~even)
+def random_halves(n_events: int, splits: int, seed: int) -> np.ndarray:
+    """``splits`` random halvings of the events: (splits, n_events) booleans, True for the events of one half."""
+    rng = np.random.default_rng(seed)
+    chosen = np.zeros((splits, n_events), dtype=bool)
+    for row in chosen:
+        row[rng.permutation(n_events)[:n_events // 2]] = True
+    return chosen
 
 
-def noise_floor(target: Sample, counts: np.ndarray) -> dict[str, float]:
-    """W1 between the target's even and odd events: the distance expected from statistics alone.
+def noise_floor(target: Sample, halvings: np.ndarray) -> dict[str, float]:
+    """W1 between two halves of the target's events: the distance expected from statistics alone.
 
-    Each half holds half the events, so this is the floor for a comparison at half the statistics (an
-    identically distributed candidate on the same events typically lies below it).
+    ``value`` is its mean over the random ``halvings`` (:func:`random_halves`), ``std`` the spread of one
+    halving's W1 (one halving alone, e.g. even against odd events, is a single draw that can land far below the
+    mean: about 50% relative spread for the count of a rare object). Each half holds half the events, so this is
+    the floor for a comparison at half the statistics (an identically distributed candidate on the same events
+    typically lies below it).
     """
-    a, b = halves(target)
-    return compare(a, b, counts)
+    one_half = halvings[:, target.events].astype(np.float64)
+    distances = wasserstein_replicas(target.values, target.values, one_half, 1.0 - one_half)
+    finite = distances[np.isfinite(distances)]
+    return _summary(float(finite.mean()) if len(finite) else math.nan, distances)
 
 
 def closest(distances: dict[str, float]) -> str | None:

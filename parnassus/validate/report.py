@@ -52,6 +52,7 @@ from parnassus.validate.observables import (
 )
 
 REFSIM_NOTE = "target: refsim (CMS-2011-like reference simulation), not CMS data"
+FLOOR_HALVINGS = 32  # random halvings of the target's events whose mean W1 is the noise floor
 
 
 @dataclass
@@ -229,6 +230,7 @@ def compute_metrics(files: list[InputFile], observables: list[FileObservables], 
                     seed: int, progress: bool = True) -> dict:
     """W1 of every candidate to the target on every observable, noise floor, bootstrap, confusion, matching."""
     counts = metrics.bootstrap_counts(n_events, replicas, seed)
+    halvings = metrics.random_halves(n_events, FLOOR_HALVINGS, seed + 1)
     target, candidates = files[0], files[1:]
     per_observable = {}
     for spec in tqdm(OBSERVABLES, desc="W1", unit="obs", dynamic_ncols=True, disable=None if progress else True):
@@ -239,7 +241,7 @@ def compute_metrics(files: list[InputFile], observables: list[FileObservables], 
             "label": spec.label,
             "entries": {file.label: len(sample) for file, sample in zip(files, samples, strict=True)},
             "w1": distances,
-            "noise_floor": metrics.noise_floor(samples[0], counts),
+            "noise_floor": metrics.noise_floor(samples[0], halvings),
             "closest": metrics.closest({label: d["value"] for label, d in distances.items()}),
         }
     confusion = {}
@@ -279,6 +281,7 @@ def compute_metrics(files: list[InputFile], observables: list[FileObservables], 
                         "dphi_jet_pt_min": DPHI_JET_PT_MIN, "dphi_jets": DPHI_JETS,
                         "jet_response_bins": {q: [list(b) for b in bins] for q, bins in JET_RESPONSE_BINS.items()}},
         "bootstrap": {"replicas": replicas, "seed": seed, "resampled": "events, with replacement, paired"},
+        "noise_floor": {"halvings": FLOOR_HALVINGS, "seed": seed + 1, "statistic": "mean W1 between two halves"},
         "observables": per_observable,
         "confusion": confusion,
         "matching": matching,
@@ -387,8 +390,9 @@ def index_markdown(results: dict, figures: dict[str, str], note: str | None) -> 
               "- Observables without entries in a file have no distance and count for no candidate.",
               f"- W1: `scipy.stats.wasserstein_distance` between candidate and target, in the units of the "
               f"observable. Uncertainty: std over {results['bootstrap']['replicas']} bootstrap replicas "
-              f"(events resampled with replacement, the same events for every file). Noise floor: W1 between the "
-              f"target's even and odd events (half the statistics each).", "",
+              f"(events resampled with replacement, the same events for every file). Noise floor: W1 between two "
+              f"random halves of the target's events (half the statistics each), mean over {FLOOR_HALVINGS} "
+              f"halvings; its ± is the spread of one halving.", "",
               "## Summary", ""]
     counts = results["summary"]["closest_count"]
     lines += ["Closest to the target on: " + ", ".join(f"**{label}** {counts[label]}" for label in candidates)
