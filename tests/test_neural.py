@@ -215,3 +215,25 @@ def test_ema_is_warmed_up(tmp_path, pairs):
     moved = sum(float((state["model"][k] - initial[k]).norm()) for k in initial)
     lag = sum(float((state["model"][k] - state["ema"][k]).norm()) for k in initial)
     assert moved > 0 and lag < 0.3 * moved
+
+
+def test_truth_encoder_samples_with_the_attention_it_was_trained_with(monkeypatch):
+    """Inference takes the training path (scaled_dot_product_attention), never torch's fused encoder-layer kernel,
+    whose masked softmax over all truth pairs made a third of a student's CPU time; the switch is put back."""
+    from parnassus.nn.model import Architecture, TruthEncoder
+
+    torch.manual_seed(0)
+    encoder = TruthEncoder(Architecture("flow", dim=16, blocks=1, heads=2, event_dim=16, event_blocks=1,
+                                        truth_blocks=2, n_particle_features=4, n_event_features=3, n_classes=5))
+    truth, event = torch.randn(3, 7, 9), torch.randn(3, 3)
+    mask = torch.arange(7)[None, :] < torch.tensor([[7], [4], [1]])
+    trained_path, _ = encoder.train()(truth, mask, event)
+
+    def fused(*args, **kwargs):
+        raise AssertionError("the fused inference kernel ran")
+
+    monkeypatch.setattr(torch, "_transformer_encoder_layer_fwd", fused)
+    with torch.inference_mode():
+        sampled, _ = encoder.eval()(truth, mask, event)
+    torch.testing.assert_close(sampled, trained_path.detach())
+    assert torch.backends.mha.get_fastpath_enabled()
