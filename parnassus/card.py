@@ -275,6 +275,9 @@ class DistillationConfig:
     steps: int = field(default=2000, metadata=_positive())
     batch_size: int = field(default=64, metadata=_positive())
     learning_rate: float = field(default=3e-4, metadata=_positive())
+    # anchored teachers: the loss weight of a candidate without a truth partner (1: as a partnered one); their
+    # flows start from noise, and a 2-step student places them worst
+    free_slot_weight: float = field(default=1.0, metadata=_positive())
     validate_every: int = field(default=250, metadata=_positive())
     checkpoint_every: int = field(default=250, metadata=_positive())
     seed: int = field(default=0, metadata=_non_negative())

@@ -97,14 +97,16 @@ def make_trajectories(teacher: Parnassus, batches: list[Batch], objective: Objec
     return result
 
 
-def distillation_losses(student: Parnassus, item: dict, grid: list[float], device: torch.device
-                        ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(event loss, candidate loss): MSE of the student's velocity against the teacher's Euler step targets."""
+def distillation_losses(student: Parnassus, item: dict, grid: list[float], device: torch.device,
+                        free_slot_weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(event loss, candidate loss): MSE of the student's velocity against the teacher's Euler step targets; the
+    candidates without a truth partner (anchored models) weigh ``free_slot_weight`` times a partnered one."""
     batch = item["batch"].to(device)
     event, pfc = item["event"].to(device), item["pfc"].to(device)
     condition = student.event.condition(batch.truth, batch.truth_mask, batch.truth_event)
     cache = student.pfc.encode(batch.truth, batch.truth_mask, batch.truth_event, batch.pfc_event)
-    mask = batch.pfc_mask.to(pfc.dtype)[..., None]
+    weight = torch.where(batch.anchored, 1.0, free_slot_weight) if student.arch.anchored else 1.0
+    mask = (batch.pfc_mask * weight).to(pfc.dtype)[..., None]
     event_loss = pfc_loss = torch.zeros((), device=device)
     for i in range(len(grid) - 1):
         scale = 1.0 / (grid[i] - grid[i + 1])
@@ -219,7 +221,7 @@ def distill(card: Card, resume: bool = False, device: str | None = None, progres
             rate = learning_rate(step, cfg.steps, cfg.learning_rate)
             for group in optimizer.param_groups:
                 group["lr"] = rate
-            event_loss, pfc_loss = distillation_losses(student, item, grid, device)
+            event_loss, pfc_loss = distillation_losses(student, item, grid, device, cfg.free_slot_weight)
             optimizer.zero_grad(set_to_none=True)
             (event_loss + pfc_loss).backward()
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)

@@ -144,3 +144,16 @@ def test_an_anchored_teacher_is_distilled_from_its_anchored_trajectories(tmp_pat
     assert all(torch.equal(*weights[name]) for name in weights if name.startswith(("pfc.truth.", "pfc.partner.")))
     assert not torch.equal(*weights["pfc.blocks.0.qkv.weight"])
     run(load_card(path), EXAMPLE, tmp_path / "student.root", max_events=4, progress=False)
+    # free_slot_weight: the candidate loss is the weighted mean of the partnered and the free slots' losses
+    from parnassus.distill import distillation_losses, student_grid
+
+    def candidate_loss(weight: float) -> float:
+        with torch.no_grad():
+            return float(distillation_losses(student.model, items[0], student_grid(2), torch.device("cpu"),
+                                             weight)[1])
+
+    n_paired, n_free = int(paired.sum()), int((~paired & batch.pfc_mask).sum())
+    only_paired, only_free = candidate_loss(1e-9), candidate_loss(1e9)
+    assert only_paired != pytest.approx(only_free, rel=0.05)
+    assert candidate_loss(3.0) == pytest.approx((n_paired * only_paired + 3 * n_free * only_free)
+                                                / (n_paired + 3 * n_free), rel=1e-4)
