@@ -116,7 +116,9 @@ def main() -> None:
     if args.baseline:
         cards["baseline"] = load_card(args.baseline)
         labels.insert(1, "baseline")
-    rerun = args.rerun.split(",") + (["teacher_other_seed"] if "neural" in args.rerun.split(",") else [])
+    rerun = args.rerun.split(",")
+    if "neural" in rerun:  # the teacher's second run is the teacher's output too
+        rerun.append("teacher_other_seed")
     rows = {}
     for process in args.processes.split(","):
         for setting in args.settings.split(","):

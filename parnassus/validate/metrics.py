@@ -27,9 +27,6 @@ class Sample:
     def __len__(self) -> int:
         return len(self.values)
 
-    def select(self, mask: np.ndarray) -> Sample:
-        return Sample(self.values[mask], self.events[mask])
-
 
 def wasserstein(u: np.ndarray, v: np.ndarray, u_weights: np.ndarray | None = None,
                 v_weights: np.ndarray | None = None) -> float:
