@@ -290,9 +290,10 @@ class Sampling:
     seed: int = field(default=0, metadata=_non_negative())
     solver: str = field(default="dpmpp2m", metadata=_choice("euler", "midpoint", "heun", "pndm", "dpmpp2m"))
     steps: int = field(default=8, metadata=_positive())
-    # the learned networks' arithmetic: bfloat16 runs them under bf16 autocast (fast on GPUs; the solver stays
-    # float32)
-    precision: str = field(default="float32", metadata=_choice("float32", "bfloat16"))
+    # the learned networks' arithmetic: bfloat16 runs them under bf16 autocast (the solver stays float32); auto:
+    # bfloat16 where the device does bf16 arithmetic natively (a CUDA GPU that supports it, a CPU with AVX512-BF16
+    # or AMX), float32 elsewhere (emulated bf16 is several times slower than float32)
+    precision: str = field(default="float32", metadata=_choice("float32", "bfloat16", "auto"))
 
 
 @dataclass

@@ -11,7 +11,7 @@ import yaml
 from parnassus.card import load_card
 from parnassus.events import RunCounts
 from parnassus.generators import make_generator
-from parnassus.generators.neural import ROW_STEP
+from parnassus.generators.neural import ROW_STEP, resolve_precision
 from parnassus.io.hepmc import HepMCReader
 
 from .conftest import EXAMPLE
@@ -31,9 +31,10 @@ def with_sampling(trained, tmp_path, **sampling):
 
 
 def test_bf16_autocast_samples_near_float32(trained, tmp_path):
+    full_card = with_sampling(trained, tmp_path, precision="float32", batch_size=24)
     card = with_sampling(trained, tmp_path, precision="bfloat16", batch_size=24)
     batch = events(card)
-    full = make_generator(load_card(trained))(batch, 7)
+    full = make_generator(full_card)(batch, 7)
     half = make_generator(card)(batch, 7)
     assert make_generator(card).autocast
     counts_full, counts_half = ak.to_numpy(ak.num(full)), ak.to_numpy(ak.num(half))
@@ -76,3 +77,20 @@ def test_out_of_memory_at_the_smallest_chunk_is_raised(trained, monkeypatch):
     monkeypatch.setattr(type(generator.model.event), "forward", exhausted)
     with pytest.raises(torch.OutOfMemoryError):
         generator(events(load_card(trained), 4), 3)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_is_bf16_only_where_the_cpu_has_bf16_arithmetic(trained, tmp_path, monkeypatch, native):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    generator = make_generator(with_sampling(trained, tmp_path, precision="auto"))
+    assert generator.precision == ("bfloat16" if native else "float32")
+    assert generator.autocast is native
+    assert make_generator(with_sampling(trained, tmp_path, precision="float32")).precision == "float32"
+
+
+def test_auto_precision_without_torch_s_cpu_probes_is_float32(monkeypatch):
+    for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        monkeypatch.delattr(torch.cpu, name)
+    assert resolve_precision("auto", torch.device("cpu")) == "float32"
+    assert resolve_precision("bfloat16", torch.device("cpu")) == "bfloat16"

@@ -11,6 +11,7 @@ import parnassus
 from parnassus.builtin import builtin_cards, package_folder, resolve_card
 from parnassus.card import load_card
 from parnassus.errors import CardError
+from parnassus.generators import make_generator
 from parnassus.io.delphes import read_metadata
 from parnassus.run import run
 
@@ -92,6 +93,7 @@ def test_output_metadata_records_the_card_and_model_versions(tmp_path, example_r
     assert meta["card"]["sha256"] == hashlib.sha256(card.text.encode()).hexdigest()
     weights = (card.generator.checkpoint / "model.safetensors").read_bytes()
     assert meta["model"] == {"name": "cms2011-refsim", "builtin": True, "sha256": hashlib.sha256(weights).hexdigest()}
+    assert meta["precision"] == make_generator(card).precision  # what "auto" became on this machine
 
     parametric = read_metadata(example_run)  # the repository's cards/ path names the built-in card too
     assert parametric["card"]["builtin"] == "delphes_cms_like" and parametric["model"] is None

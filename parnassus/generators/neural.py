@@ -15,9 +15,10 @@ multiplicities count the candidates without a truth partner; each truth particle
 candidate of class k") is drawn from the PFC network's partner head, a partnered slot starts its flow at the partner's
 features plus ``anchor_noise`` times the slot's noise, and pT_rel refers to the truth HT instead of the sampled one.
 
-On an accelerator: the card's ``sampling.precision: bfloat16`` runs the networks under bf16 autocast (the solver's
-state stays float32), inputs go through pinned memory, and a group of events that runs out of device memory is
-split in halves (down to :data:`ROW_STEP` events) and retried; the smaller size is kept for the rest of the run
+The card's ``sampling.precision: bfloat16`` runs the networks under bf16 autocast (the solver's state stays
+float32); ``auto`` does so where the device has bf16 arithmetic (GPUs, CPUs with AVX512-BF16 or AMX). On an
+accelerator inputs go through pinned memory, and a group of events that runs out of device memory is split in
+halves (down to :data:`ROW_STEP` events) and retried; the smaller size is kept for the rest of the run
 (``max_rows``). The same code runs on the CPU (autocast and the back-off included), which is how it is tested.
 """
 
@@ -93,6 +94,26 @@ def resolve_device(name: str, where: str = "sampling.device", available: bool = 
     return device
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` does bf16 arithmetic in hardware: a CUDA GPU that supports it, a CPU with AVX512-BF16 or
+    AMX. torch tells the CPU's only through private functions, looked up here so that a torch without them just
+    gives False (float32: slower, never wrong)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return any(getattr(torch.cpu, name, lambda: False)()
+                   for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """The card's ``sampling.precision`` on ``device``: ``auto`` is bfloat16 where :func:`native_bf16`, else
+    float32."""
+    if precision == "auto":
+        return "bfloat16" if native_bf16(device) else "float32"
+    return precision
+
+
 class NeuralGenerator:
     """Samples candidates with the checkpoint the card names (see module docstring)."""
 
@@ -106,7 +127,8 @@ class NeuralGenerator:
         self.max_pfc = int(self.metadata["provenance"]["max_pfc"])  # load_model checked it against the card
         self.truncated = 0
         self.outside_acceptance = 0
-        self.autocast = card.sampling.precision == "bfloat16"
+        self.precision = resolve_precision(card.sampling.precision, self.device)
+        self.autocast = self.precision == "bfloat16"
         self.max_rows = -(-card.sampling.batch_size // ROW_STEP) * ROW_STEP  # halved on out-of-memory
 
     @torch.inference_mode()
