@@ -17,6 +17,10 @@ from parnassus.errors import ParnassusError
 from parnassus.io.atomic import deferred
 
 CARD_HELP = "Detector card: a built-in card's name (see parnassus cards) or a YAML file."
+# oneDNN (torch's CPU kernels) keeps up to 1024 kernels made for one shape and precision each; the learned cards'
+# size groups filled ~300 MB of them in bf16 over 2000 ttbar events. 64 (set before torch is imported): 975 -> 765-800
+# MB, no measured time
+os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "64")
 
 
 @click.group()

@@ -94,3 +94,17 @@ def test_auto_precision_without_torch_s_cpu_probes_is_float32(monkeypatch):
         monkeypatch.delattr(torch.cpu, name)
     assert resolve_precision("auto", torch.device("cpu")) == "float32"
     assert resolve_precision("bfloat16", torch.device("cpu")) == "bfloat16"
+
+
+@pytest.mark.parametrize("setting, expected", [(None, "64"), ("7", "7")])
+def test_the_command_line_bounds_onednn_s_kernel_cache_unless_told(setting, expected):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "ONEDNN_PRIMITIVE_CACHE_CAPACITY"}
+    if setting is not None:
+        env["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = setting
+    code = "import os, parnassus.cli; print(os.environ['ONEDNN_PRIMITIVE_CACHE_CAPACITY'])"
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == expected
