@@ -116,7 +116,7 @@ def run(card: Card, input_path: str | Path, output_path: str | Path, *, max_even
                                        generator=card.generator.kind,
                                        checkpoint=str(card.generator.checkpoint) if card.generator.checkpoint else None,
                                        seed=seed, batch_size=batch_size, device=used_device(generator),
-                                       precision=getattr(generator, "precision", "float32"),
+                                       precision=getattr(generator, "precision", None),  # the networks' (none without)
                                        oversample=oversample))
     return RunResult(counts, seconds, warnings)
 

@@ -97,6 +97,7 @@ def test_output_metadata_records_the_card_and_model_versions(tmp_path, example_r
 
     parametric = read_metadata(example_run)  # the repository's cards/ path names the built-in card too
     assert parametric["card"]["builtin"] == "delphes_cms_like" and parametric["model"] is None
+    assert parametric["precision"] is None  # no networks
     mine = tmp_path / "mine.yaml"
     mine.write_text(CARD.read_text())
     run(load_card(mine), EXAMPLE, tmp_path / "mine.root", max_events=1, progress=False)
