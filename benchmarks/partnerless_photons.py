@@ -71,7 +71,7 @@ class Tally:
 
 def refsim_tally(folder: Path, events: int, max_particles: int = 400) -> tuple[Tally, str]:
     path = sorted(folder.glob("*.root"))[0]
-    truth, pfc = load_pairs([path], max_particles, max_particles, anchored=True)
+    truth, pfc = load_pairs([path], max_particles, max_particles, "anchored")
     ht = np.exp(truth.events[:, 2])  # anchored pairs: pT_rel refers to the truth HT
     tally = Tally()
     for i in range(min(events, len(truth))):

@@ -238,9 +238,11 @@ class ModelConfig:
     max_truth: int = field(default=400, metadata=_positive())
     max_pfc: int = field(default=400, metadata=_positive())
     # where each candidate's flow starts: Gaussian noise (the paper), or near its truth partner for candidates that
-    # have one (flow models only; parnassus.nn.anchors), with anchor_noise standardised units of Gaussian spread
-    source: str = field(default="gaussian", metadata=_choice("gaussian", "anchored"))
+    # have one (flow models only; parnassus.nn.anchors), with anchor_noise standardised units of Gaussian spread;
+    # seeded: also those without a partner near a seed truth particle, with seed_noise units of spread
+    source: str = field(default="gaussian", metadata=_choice("gaussian", "anchored", "seeded"))
     anchor_noise: float = field(default=0.1, metadata=_positive())
+    seed_noise: float = field(default=0.3, metadata=_positive())
 
 
 @dataclass
@@ -352,9 +354,9 @@ def _check_generator(card: Card) -> None:
             raise CardError(f"{card.path}: generator.{kind}: required when generator.kind is '{kind}'")
     if gen.kind == "neural" and gen.checkpoint is None:
         raise CardError(f"{card.path}: generator.checkpoint: required when generator.kind is 'neural'")
-    if card.model is not None and card.model.source == "anchored" and card.model.kind != "flow":
-        raise CardError(f"{card.path}: model.source: 'anchored' needs model.kind 'flow' (a Gaussian-noise path "
-                        f"cannot start from a truth partner), the card says '{card.model.kind}'")
+    if card.model is not None and card.model.source != "gaussian" and card.model.kind != "flow":
+        raise CardError(f"{card.path}: model.source: '{card.model.source}' needs model.kind 'flow' (a Gaussian-noise "
+                        f"path cannot start from a truth particle), the card says '{card.model.kind}'")
 
 
 def _build(cls: type, data: Any, where: str, card_path: Path) -> Any:

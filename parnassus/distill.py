@@ -78,8 +78,8 @@ def batch_trajectories(teacher: Parnassus, batch: Batch, objective: Objective, s
     event = trajectory(lambda x, t: teacher.event(x, t, condition), noise, objective, solver, steps, grid)
     cache = teacher.pfc.encode(batch.truth, batch.truth_mask, batch.truth_event, batch.pfc_event)
     noise = torch.randn(batch.pfc.shape, generator=generator).to(device)
-    noise = teacher.pfc.source(noise, batch.anchor, batch.anchored)  # as in training and sampling
-    slots = teacher.pfc.slots(batch.pfc_class, batch.anchor, batch.anchored)
+    noise = teacher.pfc.source(noise, batch.anchor, batch.anchored, batch.seeded)  # as in training and sampling
+    slots = teacher.pfc.slots(batch.pfc_class, batch.anchor, batch.anchored, batch.seeded)
     pfc = trajectory(lambda x, t: teacher.pfc(x, t, slots, batch.pfc_mask, cache), noise, objective,
                      solver, steps, grid)
     return event, pfc
@@ -114,7 +114,8 @@ def distillation_losses(student: Parnassus, item: dict, grid: list[float], devic
         target = (event[i] - event[i + 1]) * scale
         event_loss = event_loss + ((student.event(event[i], t, condition) - target) ** 2).mean()
         target = (pfc[i] - pfc[i + 1]) * scale
-        output = student.pfc(pfc[i], t, student.pfc.slots(batch.pfc_class, batch.anchor, batch.anchored),
+        output = student.pfc(pfc[i], t, student.pfc.slots(batch.pfc_class, batch.anchor, batch.anchored,
+                                                              batch.seeded),
                              batch.pfc_mask, cache)
         pfc_loss = pfc_loss + (((output - target) ** 2) * mask).sum() / (mask.sum() * pfc.shape[-1]).clamp(min=1)
     return event_loss, pfc_loss
@@ -126,8 +127,7 @@ def _enough_pairs(card: Card, events: int, seed: int) -> tuple[ParticleSets, Par
     files = training_files(card)
     truths, pfcs = [], []
     for index in np.random.default_rng([seed, 0]).permutation(len(files)):
-        truth, pfc = load_pairs([files[index]], card.model.max_truth, card.model.max_pfc,
-                                card.model.source == "anchored")
+        truth, pfc = load_pairs([files[index]], card.model.max_truth, card.model.max_pfc, card.model.source)
         truths.append(truth)
         pfcs.append(pfc)
         if sum(len(t) for t in truths) >= events:
@@ -181,8 +181,10 @@ def distill(card: Card, resume: bool = False, device: str | None = None, progres
     student = copy.deepcopy(teacher).train()
     for parameter in student.parameters():
         parameter.requires_grad_(True)
-    if student.arch.anchored:  # the partner head and the truth encoder it reads stay the teacher's: the same slots
-        for parameter in [*student.pfc.truth.parameters(), *student.pfc.partner.parameters()]:
+    if student.arch.anchored:  # the partner (and seed) heads and the truth encoder they read stay the teacher's:
+        # the same slots
+        heads = [student.pfc.truth, student.pfc.partner] + ([student.pfc.seed] if student.arch.seeded else [])
+        for parameter in [p for head in heads for p in head.parameters()]:
             parameter.requires_grad_(False)
     trainable = [parameter for parameter in student.parameters() if parameter.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=cfg.learning_rate, weight_decay=0.0)

@@ -5,9 +5,10 @@ order of an epoch is a permutation seeded by (seed, epoch)), draw times and nois
 and regress both networks on their targets — flow matching: velocity MSE + cosine term (paper eqs. 3-4);
 diffusion: v-prediction MSE; with ``model.source: anchored`` a candidate with a truth partner starts its flow at
 the partner's features plus ``anchor_noise`` times the noise, and a cross-entropy term trains each truth particle's
-slot (:mod:`parnassus.nn.anchors`) — with AdamW or Lion, a cosine learning-rate schedule with warm-up, gradient
-clipping and EMA weights (decay warmed up as min(ema_decay, (1 + step) / (10 + step))). Losses go to
-``training_log.csv``: every step's training loss, and every ``validate_every`` steps the validation loss of
+slot (:mod:`parnassus.nn.anchors`); with ``seeded`` also a candidate without a partner starts near its seed truth
+particle, and a second cross-entropy term trains the seeds — with AdamW or Lion, a cosine learning-rate schedule
+with warm-up, gradient clipping and EMA weights (decay warmed up as min(ema_decay, (1 + step) / (10 + step))).
+Losses go to ``training_log.csv``: every step's training loss, and every ``validate_every`` steps the validation loss of
 the weights that ship (the EMA; with ema_decay 0 the final weights) on a fixed random sample of the held-out
 events. Every ``checkpoint_every`` steps the full state (``state.pt``: weights, optimiser, step, the file
 list, the train/validation split and the normalisation) and the EMA model (``model.safetensors``) are
@@ -65,7 +66,8 @@ def architecture(card: Card) -> Architecture:
     return Architecture(kind=m.kind, dim=m.dim, blocks=m.blocks, heads=m.heads, event_dim=m.event_dim,
                         event_blocks=m.event_blocks, truth_blocks=m.truth_blocks,
                         n_particle_features=len(PARTICLE_FEATURES), n_event_features=len(EVENT_FEATURES),
-                        n_classes=N_CLASSES, source=m.source, anchor_noise=m.anchor_noise)
+                        n_classes=N_CLASSES, source=m.source, anchor_noise=m.anchor_noise,
+                        seed_noise=m.seed_noise)
 
 
 def regression_loss(output: torch.Tensor, target: torch.Tensor, kind: str, mask: torch.Tensor | None = None,
@@ -103,9 +105,11 @@ def losses(model: Parnassus, batch: Batch, objective: Objective, time_power: flo
     x_t, t, target = noisy(batch.pfc_event)
     condition = model.event.condition(part.truth, part.truth_mask, part.truth_event)
     event_loss = regression_loss(model.event(x_t, t, condition), target, kind, count=n)
-    x_t, t, target = noisy(batch.pfc, lambda noise: model.pfc.source(noise, batch.anchor, batch.anchored))
+    x_t, t, target = noisy(batch.pfc, lambda noise: model.pfc.source(noise, batch.anchor, batch.anchored,
+                                                                                batch.seeded))
     cache = model.pfc.encode(part.truth, part.truth_mask, part.truth_event, part.pfc_event)
-    output = model.pfc(x_t, t, model.pfc.slots(part.pfc_class, part.anchor, part.anchored), part.pfc_mask, cache)
+    output = model.pfc(x_t, t, model.pfc.slots(part.pfc_class, part.anchor, part.anchored, part.seeded), part.pfc_mask,
+                       cache)
     pfc_loss = regression_loss(output, target, kind, part.pfc_mask, count=batch.pfc_mask.sum())
     # the truth particles' slots: cross-entropy, a share of the batch's mean over its truth particles
     if model.arch.anchored:
@@ -113,6 +117,14 @@ def losses(model: Parnassus, batch: Batch, objective: Objective, time_power: flo
         entropy = F.cross_entropy(logits.flatten(0, 1), part.truth_label.flatten(), reduction="none")
         entropy = torch.where(part.truth_mask.flatten(), entropy, torch.zeros_like(entropy))
         pfc_loss = pfc_loss + entropy.sum() / batch.truth_mask.sum().clamp(min=1)
+    # the seeds of the candidates without a partner: cross-entropy over the event's truth tokens, per class
+    if model.arch.seeded:
+        logits = model.pfc.seed_logits(cache.tokens, cache.mask).float()  # (B, 1 + Lt, classes)
+        free = part.seed_label >= 0
+        rows, slots = free.nonzero(as_tuple=True)
+        per_slot = logits[rows, :, part.pfc_class[rows, slots].argmax(dim=-1)]  # (free slots, 1 + Lt)
+        entropy = F.cross_entropy(per_slot, part.seed_label[rows, slots], reduction="sum")
+        pfc_loss = pfc_loss + entropy / (batch.seed_label >= 0).sum().clamp(min=1)
     return event_loss, pfc_loss
 
 
@@ -217,7 +229,7 @@ def train(card: Card, output: Path | None = None, resume: bool = False, device: 
         if stored != [str(f) for f in files]:
             raise CardError(f"{card.path}: --resume: training.files now match other files than the run in {folder} "
                             f"was started with ({len(files)} now, {len(stored or [])} then); start a new run")
-    truth, pfc = load_pairs(files, card.model.max_truth, card.model.max_pfc, card.model.source == "anchored")
+    truth, pfc = load_pairs(files, card.model.max_truth, card.model.max_pfc, card.model.source)
     if state is None:
         train_index, validation_index = _split(len(truth), cfg.validation_fraction, cfg.seed)
     else:

@@ -1,4 +1,4 @@
-"""Truth-anchored source (model.source: anchored): pairing, training data, training, sampling."""
+"""Truth-anchored sources (model.source: anchored, seeded): pairing, seeds, training data, training, sampling."""
 
 from pathlib import Path
 
@@ -58,7 +58,7 @@ def test_truth_labels_and_paired_counts():
 
 def test_anchored_training_data(pairs):
     truth, pfc = load_pairs([pairs], 400, 400)
-    truth_a, pfc_a = load_pairs([pairs], 400, 400, anchored=True)
+    truth_a, pfc_a = load_pairs([pairs], 400, 400, "anchored")
     # candidates' pT_rel refer to the truth HT; the truth sets are unchanged
     np.testing.assert_allclose(truth_a.features, truth.features)
     event = np.repeat(np.arange(len(pfc)), np.diff(pfc.offsets))
@@ -81,19 +81,21 @@ def test_anchored_training_data(pairs):
     assert batch.anchored.sum() == batch.truth_label.gt(0).sum()
 
 
-def anchored_card(folder: Path, pairs: Path, **training) -> Path:
+def anchored_card(folder: Path, pairs: Path, source: str = "anchored", **training) -> Path:
     path = tiny_card(folder, pairs, **training)
     data = yaml.safe_load(path.read_text())
-    data["model"]["source"] = "anchored"
+    data["model"]["source"] = source
     path.write_text(yaml.safe_dump(data))
     return path
 
 
-def test_anchored_model_trains_and_samples_the_same_for_any_batch(tmp_path, pairs):
-    card = load_card(anchored_card(tmp_path, pairs, steps=40))
+@pytest.mark.parametrize("source", ["anchored", "seeded"])
+def test_anchored_model_trains_and_samples_the_same_for_any_batch(tmp_path, pairs, source):
+    card = load_card(anchored_card(tmp_path, pairs, source, steps=40))
     train(card, progress=False)
     generator = make_generator(card)
     assert generator.model.arch.anchored and generator.model.pfc.partner is not None
+    assert (generator.model.pfc.seed is not None) == (source == "seeded")
     outputs = []
     for batch_size in (12, 5):
         path = tmp_path / f"run{batch_size}.root"
@@ -157,3 +159,54 @@ def test_an_anchored_teacher_is_distilled_from_its_anchored_trajectories(tmp_pat
     assert only_paired != pytest.approx(only_free, rel=0.05)
     assert candidate_loss(3.0) == pytest.approx((n_paired * only_paired + 3 * n_free * only_free)
                                                 / (n_paired + 3 * n_free), rel=1e-4)
+
+
+def test_a_candidate_without_a_partner_is_seeded_by_the_nearest_truth_particle_within_the_radius():
+    truth = features([0.0, -1.0, -2.0], [0.0, 1.0, -1.0], [0.0, 3.1, 1.0], [1, 0, 0])
+    radius = anchors.SEED_RADIUS
+    pfc = features([-3.0, -3.0, -3.0, 0.0], [0.9 * radius, 1.05, 1.0, 0.0], [0.0, -3.1, -1.0, 0.0], [0, 0, 0, 1])
+    partner = np.array([-1, -1, -1, 0])
+    # across phi = pi the nearest is the second particle; the third candidate is farther than the radius from all;
+    # the fourth has a partner
+    assert anchors.event_seeds(truth, pfc, partner).tolist() == [0, 1, -1, -1]
+    both = anchors.seeds(np.concatenate([truth, truth]), np.array([0, 3, 6]), np.concatenate([pfc, pfc[:1]]),
+                         np.array([0, 4, 5]), np.concatenate([partner, [-1]]))
+    assert both.tolist() == [0, 1, -1, -1, 0]
+
+
+def test_seeded_training_data(pairs):
+    truth, pfc = load_pairs([pairs], 400, 400, "seeded")
+    _, anchored = load_pairs([pairs], 400, 400, "anchored")
+    assert anchored.seed is None and np.array_equal(anchored.pairing, pfc.pairing)
+    assert np.all(pfc.seed[pfc.pairing >= 0] == -1) and np.any(pfc.seed >= 0)
+    first = pfc.take(np.array([0]))
+    batch = make_batch(truth.take(np.array([0])), first, normalisation(truth, pfc), np.random.default_rng(0))
+    k = int(np.flatnonzero(first.seed >= 0)[0])
+    norm = normalisation(truth, pfc)
+    expected = (truth.features[first.seed[k]] - norm.pfc_mean) / norm.pfc_std
+    np.testing.assert_allclose(batch.anchor[0, k].numpy(), expected, rtol=1e-5, atol=1e-5)
+    assert bool(batch.seeded[0, k]) and not bool(batch.anchored[0, k])
+    assert int(batch.seed_label[0, k]) == 1 + first.seed[k]
+    # partnered candidates have no seed label; partnerless ones have one, 0 (the global token) when unseeded
+    free = ~batch.anchored[0, :len(first.cls)]
+    assert torch.all(batch.seed_label[0, :len(first.cls)][~free] == -1)
+    assert torch.all(batch.seed_label[0, :len(first.cls)][free] >= 0)
+    assert int(batch.seeded.sum()) == int((pfc.seed[:len(first.cls)] >= 0).sum())
+
+
+def test_seeds_are_drawn_from_each_class_s_categorical_over_the_event_s_truth_tokens():
+    from parnassus.generators.neural import NeuralGenerator
+    from parnassus.streams import EventRandom
+
+    offsets = np.array([0, 2, 5])  # two events: 2 and 3 truth particles, so 3 and 4 tokens (global first)
+    probabilities = np.zeros((7, 5))
+    probabilities[[1, 3], 0] = 1.0  # class 0: event 0's first particle; event 1's global token (no seed)
+    probabilities[[2, 6], 4] = 1.0  # class 4: event 0's second particle; event 1's third
+    probabilities[[0, 4], 1] = [1.0, 0.5]  # class 1: event 1 splits between its first and second particles
+    probabilities[5, 1] = 0.5
+    slot_event = np.array([0, 0, 0, 1, 1, 1, 1, 1])
+    slot_class = np.array([0, 0, 4, 0, 4, 1, 1, 1])
+    slot_partner = np.array([1, -1, -1, -1, -1, -1, -1, 3])
+    seed = NeuralGenerator._seeds(slot_event, slot_class, slot_partner, probabilities, offsets, EventRandom(1, [0, 1]))
+    assert seed[:5].tolist() == [-1, 0, 1, -1, 4]  # flat truth indices; a partnered slot has no seed
+    assert set(seed[5:7].tolist()) <= {2, 3} and seed[7] == -1

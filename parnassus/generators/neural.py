@@ -14,6 +14,9 @@ With a truth-anchored source (``model.source: anchored``, :mod:`parnassus.nn.anc
 multiplicities count the candidates without a truth partner; each truth particle's slot ("no candidate" or "a
 candidate of class k") is drawn from the PFC network's partner head, a partnered slot starts its flow at the partner's
 features plus ``anchor_noise`` times the slot's noise, and pT_rel refers to the truth HT instead of the sampled one.
+With ``model.source: seeded`` each slot without a partner draws a seed from the seed head's categorical of its class
+(a truth particle, or none), with one uniform number per slot from its event's stream, and starts at the seed's
+features plus ``seed_noise`` times its noise (unseeded: from the noise).
 
 The card's ``sampling.precision: bfloat16`` runs the networks under bf16 autocast (the solver's state stays
 float32); ``auto`` does so where the device has bf16 arithmetic (GPUs, CPUs with AVX512-BF16 or AMX). On an
@@ -152,16 +155,21 @@ class NeuralGenerator:
             raw[group] = self._in_chunks(padded_rows(group), lambda rows, length=length: self._event_quantities(
                 sets.take(rows), length, noise[rows]))[:len(group)]
         counts = counts_from_samples(raw[:, 3:])  # anchored models: the candidates without a truth partner
-        partner, encoded = np.zeros(0, np.int64), {}
+        partner, encoded, seed_probabilities = np.zeros(0, np.int64), {}, None
         if self.model.arch.anchored:
-            partner, encoded = self._partners(sets, truth_groups, truth_length, rng)
+            partner, encoded, seed_probabilities = self._partners(sets, truth_groups, truth_length, rng)
         slot_event, slot_class, slot_partner, totals = self._slots(counts, sets, partner)
+        slot_seed = np.full(len(slot_event), -1, dtype=np.int64)
+        if seed_probabilities is not None:
+            slot_seed = self._seeds(slot_event, slot_class, slot_partner, seed_probabilities, sets.offsets, rng)
         n_features = len(self.norm.pfc_mean)
         slot_noise = rng.standard_normal(np.repeat(np.arange(n_events), totals * n_features), np.float32)
         slot_noise = slot_noise.reshape(-1, n_features)
-        paired = slot_partner >= 0
+        paired, seeded = slot_partner >= 0, slot_seed >= 0
         slot_anchor = np.zeros_like(slot_noise)
-        slot_anchor[paired] = standardise(sets.features[slot_partner[paired]], self.norm.pfc_mean, self.norm.pfc_std)
+        anchors = np.where(paired, slot_partner, slot_seed)
+        slot_anchor[paired | seeded] = standardise(sets.features[anchors[paired | seeded]], self.norm.pfc_mean,
+                                                   self.norm.pfc_std)
 
         offsets = np.concatenate([[0], np.cumsum(totals)])
         features = np.zeros((offsets[-1], n_features))
@@ -176,8 +184,8 @@ class NeuralGenerator:
                     index = torch.from_numpy(in_group[rows]).to(self.device)
                     truth = tuple(tensor[index] for tensor in encoded[lengths[0]])
                 return self._candidates(sets.take(rows), lengths[0], raw[rows], totals[rows], lengths[1],
-                                        slot_class[slots], slot_anchor[slots], paired[slots], slot_noise[slots],
-                                        truth)
+                                        slot_class[slots], slot_anchor[slots], paired[slots], seeded[slots],
+                                        slot_noise[slots], truth)
 
             x = self._in_chunks(padded_rows(group), candidates)
             features[ranges(offsets[group], offsets[group + 1])] = x[:offsets[group + 1].sum() - offsets[group].sum()]
@@ -185,37 +193,77 @@ class NeuralGenerator:
         return self._decode(features, slot_class, totals, ht, vertex)
 
     def _partners(self, sets: ParticleSets, truth_groups: list[np.ndarray], truth_length: np.ndarray,
-                  rng: EventRandom) -> tuple[np.ndarray, dict[int, tuple[torch.Tensor, torch.Tensor]]]:
+                  rng: EventRandom
+                  ) -> tuple[np.ndarray, dict[int, tuple[torch.Tensor, torch.Tensor]], np.ndarray | None]:
         """Anchored models: for each truth particle (flat), 0 or 1 + the class of the candidate it gets, drawn from
-        the network's categorical with one uniform number per truth particle from its event's stream; and, per
-        padded truth length (``truth_groups``: the events of each), the encoded truth tokens and their mask of its
-        events in group order, which the candidate pass reuses."""
+        the network's categorical with one uniform number per truth particle from its event's stream; per padded
+        truth length (``truth_groups``: the events of each), the encoded truth tokens and their mask of its events
+        in group order, which the candidate pass reuses; and for seeded models the (tokens, classes) seed
+        probabilities of each event's truth tokens (flat, the global token "no seed" first in each event), else
+        None."""
         sizes = np.diff(sets.offsets)
         uniform = rng.random(np.repeat(np.arange(len(sizes)), sizes))
         labels = np.zeros(len(uniform), dtype=np.int64)
+        token_offsets = sets.offsets + np.arange(len(sets.offsets))
+        seeds = np.zeros((token_offsets[-1], N_CLASSES)) if self.model.arch.seeded else None
         encoded = {}
         for group in truth_groups:
             length = int(truth_length[group[0]])
             chunks: list[tuple[torch.Tensor, torch.Tensor]] = []
-            probabilities = self._in_chunks(padded_rows(group), lambda rows, length=length, chunks=chunks:
-                                            self._partner_probabilities(sets.take(rows), length, chunks)
-                                            )[:sizes[group].sum()]
+            seed_chunks: list[np.ndarray] = []
+            probabilities = self._in_chunks(padded_rows(group), lambda rows, length=length, chunks=chunks,
+                                            seed_chunks=seed_chunks: self._partner_probabilities(
+                                                sets.take(rows), length, chunks, seed_chunks))[:sizes[group].sum()]
             encoded[length] = tuple(torch.cat(parts)[:len(group)] for parts in zip(*chunks, strict=True))
             flat = ranges(sets.offsets[group], sets.offsets[group + 1])
             cumulative = np.cumsum(probabilities, axis=1)
             labels[flat] = np.minimum((uniform[flat, None] >= cumulative).sum(axis=1), N_CLASSES)
-        return labels, encoded
+            if seeds is not None:
+                tokens = ranges(token_offsets[group], token_offsets[group + 1])
+                seeds[tokens] = np.concatenate(seed_chunks)[:len(tokens)]
+        return labels, encoded, seeds
 
     def _partner_probabilities(self, truth: ParticleSets, length: int,
-                               encoded: list[tuple[torch.Tensor, torch.Tensor]]) -> np.ndarray:
+                               encoded: list[tuple[torch.Tensor, torch.Tensor]], seeds: list[np.ndarray]
+                               ) -> np.ndarray:
         """(truth particles, 1 + classes) probabilities of each truth particle's slot (flat, event by event); the
-        encoded truth tokens and their mask are appended to ``encoded``."""
+        encoded truth tokens and their mask are appended to ``encoded``, for seeded models the (tokens, classes)
+        seed probabilities of the events' truth tokens (global token first) to ``seeds``."""
         tokens, mask, truth_event = self._tensors(*truth_inputs(truth, self.norm, length))
         with self._precision():
             tokens_mask = self.model.pfc.truth(tokens, mask, truth_event)
             logits = self.model.pfc.partner_logits(tokens_mask[0])
+            if self.model.arch.seeded:
+                seed_logits = self.model.pfc.seed_logits(*tokens_mask)
+        if self.model.arch.seeded:
+            seed_probabilities = torch.softmax(seed_logits.float(), dim=1)[tokens_mask[1]]
+            seeds.append(seed_probabilities.cpu().numpy().astype(np.float64))
         encoded.append(tokens_mask)
         return torch.softmax(logits.float(), dim=-1)[mask].cpu().numpy().astype(np.float64)
+
+    @staticmethod
+    def _seeds(slot_event: np.ndarray, slot_class: np.ndarray, slot_partner: np.ndarray, probabilities: np.ndarray,
+               offsets: np.ndarray, rng: EventRandom) -> np.ndarray:
+        """Seeded models: the flat truth index of each slot's seed (-1: a partner, or no seed), drawn for each slot
+        without a partner from its class's categorical over its event's truth tokens (``probabilities``, global
+        token first), with one uniform number per such slot from its event's stream."""
+        seed = np.full(len(slot_event), -1, dtype=np.int64)
+        free = np.flatnonzero(slot_partner < 0)
+        event, cls = slot_event[free], slot_class[free]
+        uniform = rng.random(event)
+        token_offsets = offsets + np.arange(len(offsets))
+        token_event = np.repeat(np.arange(len(offsets) - 1), np.diff(token_offsets))
+        for k in np.unique(cls):
+            cumulative = np.cumsum(probabilities[:, k])
+            before = np.concatenate([[0.0], cumulative])[token_offsets[:-1]]
+            # each event's cumulative probabilities run from its index to its index + 1: one sorted array for all
+            cumulative = cumulative - before[token_event] + token_event
+            slots = np.flatnonzero(cls == k)
+            token = np.searchsorted(cumulative, event[slots] + uniform[slots], side="right")
+            token = np.clip(token, token_offsets[event[slots]], token_offsets[event[slots] + 1] - 1)
+            within = token - token_offsets[event[slots]]  # 0: the global token, no seed
+            seed[free[slots]] = np.where(within > 0, offsets[event[slots]] + within - 1, -1)
+        return seed
 
     def _slots(self, counts: np.ndarray, sets: ParticleSets, partner: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -274,7 +322,8 @@ class NeuralGenerator:
 
     def _candidates(self, truth: ParticleSets, truth_length: int, raw: np.ndarray, totals: np.ndarray,
                     length: int, slot_class: np.ndarray, slot_anchor: np.ndarray, paired: np.ndarray,
-                    noise: np.ndarray, encoded: tuple[torch.Tensor, torch.Tensor] | None = None) -> np.ndarray:
+                    seeded: np.ndarray, noise: np.ndarray, encoded: tuple[torch.Tensor, torch.Tensor] | None = None
+                    ) -> np.ndarray:
         """Raw features of the candidate slots (flat, event by event) of events padded to the given lengths, whose
         flows start from ``noise`` (for anchored models, near their partners: :meth:`PFCNet.source`);
         ``encoded``: their truth tokens and mask as the PFC network's truth encoder gave them, if already known."""
@@ -284,16 +333,16 @@ class NeuralGenerator:
         one_hot = np.zeros((len(totals), length, N_CLASSES), dtype=np.float32)
         one_hot[slot_mask] = np.eye(N_CLASSES, dtype=np.float32)[slot_class]
         padded = {}
-        for name, values in (("anchor", slot_anchor), ("paired", paired), ("noise", noise)):
+        for name, values in (("anchor", slot_anchor), ("paired", paired), ("seeded", seeded), ("noise", noise)):
             padded[name] = np.zeros(slot_mask.shape + values.shape[1:], dtype=values.dtype)
             padded[name][slot_mask] = values
-        pfc_class, pfc_mask, pfc_event, anchor, anchored, noise = self._tensors(
+        pfc_class, pfc_mask, pfc_event, anchor, anchored, seeded, noise = self._tensors(
             one_hot, slot_mask, standardise(raw, norm.event_mean, norm.event_std), padded["anchor"],
-            padded["paired"], padded["noise"])
-        start = model.pfc.source(noise, anchor, anchored)
+            padded["paired"], padded["seeded"], padded["noise"])
+        start = model.pfc.source(noise, anchor, anchored, seeded)
         with self._precision():
             cache = model.pfc.cache(*(encoded or model.pfc.truth(tokens, mask, truth_event)), truth_event, pfc_event)
-            slots = model.pfc.slots(pfc_class, anchor, anchored)
+            slots = model.pfc.slots(pfc_class, anchor, anchored, seeded)
             x = sample(lambda x, t: objective.velocity(model.pfc(x, t, slots, pfc_mask, cache).float(), x, t),
                        start, objective.path, self.solver, self.steps)
         return unstandardise(x.cpu().numpy()[slot_mask], norm.pfc_mean, norm.pfc_std)

@@ -40,6 +40,9 @@ class ParticleSets:
     # anchored models (nn.anchors): for candidates the partner's index in the event's truth set (-1: none), for
     # truth particles 0 (no partner) or 1 + the class of the candidate paired with it; None otherwise
     pairing: np.ndarray | None = None
+    # seeded models: for candidates without a partner the seed's index in the event's truth set (-1: none or a
+    # partner); None otherwise
+    seed: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -49,7 +52,8 @@ class ParticleSets:
         sizes = stops - starts
         flat = np.repeat(starts - np.concatenate([[0], np.cumsum(sizes)[:-1]]), sizes) + np.arange(sizes.sum())
         return ParticleSets(self.features[flat], self.cls[flat], np.concatenate([[0], np.cumsum(sizes)]),
-                            self.events[index], pairing=None if self.pairing is None else self.pairing[flat])
+                            self.events[index], pairing=None if self.pairing is None else self.pairing[flat],
+                            seed=None if self.seed is None else self.seed[flat])
 
     @classmethod
     def concatenate(cls, parts: list[ParticleSets]) -> ParticleSets:
@@ -59,9 +63,10 @@ class ParticleSets:
             offsets.append(part.offsets[1:] + total)
             total += part.offsets[-1]
         pairing = None if any(p.pairing is None for p in parts) else np.concatenate([p.pairing for p in parts])
+        seed = None if any(p.seed is None for p in parts) else np.concatenate([p.seed for p in parts])
         return cls(np.concatenate([p.features for p in parts]), np.concatenate([p.cls for p in parts]),
                    np.concatenate(offsets), np.concatenate([p.events for p in parts]),
-                   sum(p.truncated for p in parts), pairing)
+                   sum(p.truncated for p in parts), pairing, seed)
 
 
 def truth_vertices(charge: ak.Array, x: ak.Array, y: ak.Array, z: ak.Array) -> np.ndarray:
@@ -117,11 +122,13 @@ def _read_pairs(path: Path) -> ak.Array:
 
 
 
-def load_pairs(paths: list[Path], max_truth: int, max_pfc: int, anchored: bool = False
+def load_pairs(paths: list[Path], max_truth: int, max_pfc: int, source: str = "gaussian"
                ) -> tuple[ParticleSets, ParticleSets]:
-    """(truth sets, PFC sets) of every event of ``paths``. ``anchored``: for a model with truth anchors
-    (:mod:`parnassus.nn.anchors`): the candidates' pT_rel refers to the truth HT, candidates are paired with truth
-    particles, and the generated class multiplicities count the candidates without a partner."""
+    """(truth sets, PFC sets) of every event of ``paths`` for a model with the given ``model.source``. ``anchored``
+    and ``seeded`` (:mod:`parnassus.nn.anchors`): the candidates' pT_rel refers to the truth HT, candidates are
+    paired with truth particles, and the generated class multiplicities count the candidates without a partner;
+    ``seeded``: those get their seeds."""
+    anchored = source in ("anchored", "seeded")
     truths, pfcs = [], []
     for path in paths:
         data = _read_pairs(path)
@@ -136,16 +143,19 @@ def load_pairs(paths: list[Path], max_truth: int, max_pfc: int, anchored: bool =
         pfc = particle_sets(*(data[f"{p}.{leaf}"] for leaf in ("PT", "Eta", "Phi", "X", "Y", "Z", "Charge")),
                             data[f"{p}.Class"], max_pfc, vertex, np.exp(truth.events[:, 2]) if anchored else None)
         if anchored:
-            pair_sets(truth, pfc)
+            pair_sets(truth, pfc, seeded=source == "seeded")
         truths.append(truth)
         pfcs.append(pfc)
     return ParticleSets.concatenate(truths), ParticleSets.concatenate(pfcs)
 
 
-def pair_sets(truth: ParticleSets, pfc: ParticleSets) -> None:
+def pair_sets(truth: ParticleSets, pfc: ParticleSets, seeded: bool = False) -> None:
     """Pair the candidates with truth particles (:func:`parnassus.nn.anchors.partners`), in place: both sets'
-    ``pairing``, and the candidates' class multiplicities reduced to those without a partner."""
+    ``pairing``, and the candidates' class multiplicities reduced to those without a partner; ``seeded``: the
+    candidates' ``seed`` (:func:`parnassus.nn.anchors.seeds`)."""
     pfc.pairing = anchors.partners(truth.features, truth.offsets, pfc.features, pfc.offsets)
+    if seeded:
+        pfc.seed = anchors.seeds(truth.features, truth.offsets, pfc.features, pfc.offsets, pfc.pairing)
     truth.pairing = anchors.truth_labels(len(truth.features), truth.offsets, pfc.offsets, pfc.pairing, pfc.cls)
     pfc.events[:, 3:] -= anchors.paired_counts(pfc.offsets, pfc.pairing, pfc.cls)
 
@@ -186,6 +196,8 @@ class Batch:
     anchor: torch.Tensor  # (B, Lp, F) standardised features of each candidate's truth partner (0: none)
     anchored: torch.Tensor  # (B, Lp) whether the candidate has a truth partner
     truth_label: torch.Tensor  # (B, Lt) 0, or 1 + the class of the truth particle's partner
+    seeded: torch.Tensor  # (B, Lp) whether the candidate has a seed (seeded models; ``anchor`` holds its features)
+    seed_label: torch.Tensor  # (B, Lp) a partnerless candidate's seed token (0: none, 1 + truth index), else -1
 
     def to(self, device: torch.device) -> Batch:
         return Batch(*(getattr(self, f).to(device) for f in self.__dataclass_fields__))
@@ -209,13 +221,21 @@ def make_batch(truth: ParticleSets, pfc: ParticleSets, norm: Normalisation, rng:
     pfc_event = standardise(pfc.events + noise, norm.event_mean, norm.event_std)
     anchor, anchored = np.zeros_like(features), np.zeros_like(mask)
     labels = np.zeros(truth_mask.shape, dtype=np.int64)
+    seeded, seed_label = np.zeros_like(mask), np.full(mask.shape, -1, dtype=np.int64)
+    event = np.repeat(np.arange(len(pfc)), np.diff(pfc.offsets))
     if pfc.pairing is not None:
         partner = pfc.pairing
-        event = np.repeat(np.arange(len(pfc)), np.diff(pfc.offsets))
         paired = np.zeros_like(mask)
         paired[mask] = partner >= 0
         anchor[paired] = standardise(truth.features[truth.offsets[event] + partner][partner >= 0],
                                      norm.pfc_mean, norm.pfc_std)
         anchored, labels[truth_mask] = paired, truth.pairing
+    if pfc.seed is not None:
+        seed = pfc.seed
+        seeded[mask] = seed >= 0
+        anchor[seeded] = standardise(truth.features[truth.offsets[event] + seed][seed >= 0], norm.pfc_mean,
+                                     norm.pfc_std)
+        seed_label[mask] = np.where(pfc.pairing < 0, seed + 1, -1)
     return Batch(*(torch.from_numpy(np.ascontiguousarray(a)) for a in (
-        truth_tokens, truth_mask, truth_event, features, one_hot, mask, pfc_event, anchor, anchored, labels)))
+        truth_tokens, truth_mask, truth_event, features, one_hot, mask, pfc_event, anchor, anchored, labels,
+        seeded, seed_label)))

@@ -35,18 +35,25 @@ class Architecture:
     n_particle_features: int
     n_event_features: int
     n_classes: int
-    source: str = "gaussian"  # "gaussian" or "anchored" (candidates start near their truth partners: nn.anchors)
+    # "gaussian", "anchored" (candidates start near their truth partners: nn.anchors) or "seeded" (anchored, and
+    # candidates without a partner start near a seed truth particle)
+    source: str = "gaussian"
     anchor_noise: float = 0.1  # standard deviation of an anchored source around its partner (standardised units)
+    seed_noise: float = 0.3  # standard deviation of a seeded source around its seed (standardised units)
 
     @property
     def anchored(self) -> bool:
-        return self.source == "anchored"
+        return self.source in ("anchored", "seeded")
+
+    @property
+    def seeded(self) -> bool:
+        return self.source == "seeded"
 
     @property
     def slot_features(self) -> int:
-        """Width of a candidate slot's description: class one-hot, and for anchored models its partner's
-        features and whether it has one."""
-        return self.n_classes + (self.n_particle_features + 1 if self.anchored else 0)
+        """Width of a candidate slot's description: class one-hot, and for anchored models its partner's (or
+        seed's) features and whether it has a partner (and, seeded models, whether it has a seed)."""
+        return self.n_classes + (self.n_particle_features + 1 if self.anchored else 0) + int(self.seeded)
 
 
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -227,6 +234,9 @@ class PFCNet(nn.Module):
         self.final = FinalLayer(d, arch.n_particle_features)
         # anchored models: per truth particle, logits of "no candidate" and "a candidate of class k"
         self.partner = nn.Linear(d, 1 + arch.n_classes) if arch.anchored else None
+        # seeded models: per truth token (the global one: "no seed") and candidate class, the logit of seeding a
+        # candidate without a partner
+        self.seed = nn.Linear(d, arch.n_classes) if arch.seeded else None
 
     def encode(self, truth: torch.Tensor, truth_mask: torch.Tensor, truth_event: torch.Tensor,
                pfc_event: torch.Tensor) -> TruthCache:
@@ -242,19 +252,34 @@ class PFCNet(nn.Module):
         """(B, Lt, 1 + classes) logits of each truth particle's slot, from the encoded truth tokens."""
         return self.partner(tokens[:, 1:])
 
-    def source(self, noise: torch.Tensor, anchor: torch.Tensor, anchored: torch.Tensor) -> torch.Tensor:
+    def seed_logits(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, 1 + Lt, classes) logits of seeding a candidate of each class by each truth token (the global token
+        first: no seed); -inf at padding tokens."""
+        logits = self.seed(tokens)
+        return logits.masked_fill(~mask[..., None], float("-inf"))
+
+    def source(self, noise: torch.Tensor, anchor: torch.Tensor, anchored: torch.Tensor, seeded: torch.Tensor
+               ) -> torch.Tensor:
         """Where the candidates' flows start: the noise, or for anchored models at the slots with a truth partner
-        the partner's standardised features plus ``anchor_noise`` times the noise."""
+        the partner's standardised features plus ``anchor_noise`` times the noise (seeded models: at the slots
+        with a seed its features plus ``seed_noise`` times the noise)."""
         if not self.arch.anchored:
             return noise
-        return torch.where(anchored[..., None], anchor + self.arch.anchor_noise * noise, noise)
+        start = torch.where(anchored[..., None], anchor + self.arch.anchor_noise * noise, noise)
+        if self.arch.seeded:
+            start = torch.where(seeded[..., None], anchor + self.arch.seed_noise * noise, start)
+        return start
 
-    def slots(self, pfc_class: torch.Tensor, anchor: torch.Tensor, anchored: torch.Tensor) -> torch.Tensor:
+    def slots(self, pfc_class: torch.Tensor, anchor: torch.Tensor, anchored: torch.Tensor, seeded: torch.Tensor
+              ) -> torch.Tensor:
         """The slot description the network reads: the class one-hot, for anchored models followed by the
-        partner's standardised features and a flag."""
+        partner's (or seed's) standardised features and a flag (seeded models: and a seed flag)."""
         if not self.arch.anchored:
             return pfc_class
-        return torch.cat([pfc_class, anchor, anchored[..., None].to(pfc_class.dtype)], dim=-1)
+        flags = [anchored[..., None].to(pfc_class.dtype)]
+        if self.arch.seeded:
+            flags.append(seeded[..., None].to(pfc_class.dtype))
+        return torch.cat([pfc_class, anchor, *flags], dim=-1)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, slots: torch.Tensor, pfc_mask: torch.Tensor,
                 cache: TruthCache) -> torch.Tensor:
