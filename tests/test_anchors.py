@@ -115,10 +115,11 @@ def test_anchored_source_needs_a_flow_model(tmp_path, pairs):
         load_card(path)
 
 
-def test_an_anchored_teacher_is_distilled_from_its_anchored_trajectories(tmp_path, pairs):
+@pytest.mark.parametrize("source", ["anchored", "seeded"])
+def test_an_anchored_teacher_is_distilled_from_its_anchored_trajectories(tmp_path, pairs, source):
     from parnassus.distill import distill
 
-    data = yaml.safe_load(anchored_card(tmp_path, pairs, steps=20).read_text())
+    data = yaml.safe_load(anchored_card(tmp_path, pairs, source, steps=20).read_text())
     train(load_card(tmp_path / "card.yaml"), progress=False)
     data["sampling"].update(solver="dpmpp2m", steps=4)
     data["distillation"] = {"checkpoint": str(tmp_path / "student"), "student_steps": 2, "events": 32,
@@ -133,17 +134,23 @@ def test_an_anchored_teacher_is_distilled_from_its_anchored_trajectories(tmp_pat
     assert paired.any() and (~paired & batch.pfc_mask).any()
     # a paired candidate starts within a few anchor_noise of its partner, an unpaired one anywhere in N(0, 1)
     distance = (start - batch.anchor).abs().amax(dim=-1)
-    assert float(distance[paired].max()) < 8 * 0.1 < float(distance[~paired & batch.pfc_mask].max())
+    assert float(distance[paired].max()) < 8 * 0.1
+    # seeded models: a partnerless candidate with a seed (here all) starts within a few seed_noise of the seed
+    assert batch.seeded.any() == (source == "seeded")
+    free = batch.seeded if source == "seeded" else ~paired & batch.pfc_mask
+    assert 8 * 0.1 < float(distance[free].max()) < (8 * 0.3 if source == "seeded" else float("inf"))
     data["generator"]["checkpoint"] = data.pop("distillation")["checkpoint"]
     data["sampling"].update(solver="euler", steps=2)
     path.write_text(yaml.safe_dump(data))
     student = make_generator(load_card(path))
     assert student.model.arch.anchored
     teacher = make_generator(load_card(tmp_path / "card.yaml"))
-    # the partner head and the truth encoder it reads are the teacher's (the student draws the same slots); the rest
-    # learned
+    # the partner (and seed) head and the truth encoder they read are the teacher's (the student draws the same slots);
+    # the rest learned
     weights = {name: (value, teacher.model.state_dict()[name]) for name, value in student.model.state_dict().items()}
-    assert all(torch.equal(*weights[name]) for name in weights if name.startswith(("pfc.truth.", "pfc.partner.")))
+    frozen = ("pfc.truth.", "pfc.partner.", "pfc.seed.")
+    assert all(torch.equal(*weights[name]) for name in weights if name.startswith(frozen))
+    assert any(name.startswith("pfc.seed.") for name in weights) == (source == "seeded")
     assert not torch.equal(*weights["pfc.blocks.0.qkv.weight"])
     run(load_card(path), EXAMPLE, tmp_path / "student.root", max_events=4, progress=False)
     # free_slot_weight: the candidate loss is the weighted mean of the partnered and the free slots' losses
