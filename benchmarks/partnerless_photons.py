@@ -1,14 +1,16 @@
-"""Photon-class candidates with and without a truth partner: refsim's training pairs against an anchored model.
+"""Photon-class candidates with and without a truth partner: refsim's training pairs against an anchored or
+seeded model.
 
     python benchmarks/partnerless_photons.py --pairs data/cms2011/qcd470_test \
         --truth runs/validation_2000/qcd470_project/truth.hepmc.gz [--card cards/cms2011.yaml] [--events 1000]
 
 For refsim, the candidates of the first file of ``--pairs`` are paired with truth particles as training pairs them
 (:func:`parnassus.nn.data.load_pairs`); for the model, the slots it draws while sampling ``--truth`` are recorded
-(a candidate with a partner starts its flow near it, one without from noise). For photon-class candidates above
-10 GeV with |eta| < 2.5 it prints, per event and by kind: how many, how many are isolated (the pT of the other
-candidates above 0.5 GeV within Delta R 0.5 below 0.12 of the photon's), and for those without a partner the Delta R
-to the nearest truth particle above 1 GeV (median, 90%; and the median of the isolated ones).
+(a candidate with a partner starts its flow near it; one without from noise, or, for ``model.source: seeded``,
+near the truth particle its seed head drew). For photon-class candidates above 10 GeV with |eta| < 2.5 it prints,
+per event and by kind: how many, how many are isolated (the pT of the other candidates above 0.5 GeV within Delta R
+0.5 below 0.12 of the photon's), and for those without a partner the Delta R to the nearest truth particle above
+1 GeV (median, 90%; and the median of the isolated ones).
 """
 
 from __future__ import annotations

@@ -28,6 +28,8 @@ import numpy as np
 
 N_CLASSES = 5
 PARTICLE_FEATURES = ("log_pt_rel", "eta", "sin_phi", "cos_phi", "asinh_dx", "asinh_dy", "asinh_dz", "charge")
+# what a seed gives a candidate without a truth partner (model.source: seeded): its direction, not its pT or vertex
+SEED_FEATURES = ("eta", "sin_phi", "cos_phi")
 VERTEX_SCALE_MM = 0.02  # the asinh scale of the vertex features
 EVENT_FEATURES = ("met_x", "met_y", "log_ht") + tuple(f"n_class{k}" for k in range(N_CLASSES))
 

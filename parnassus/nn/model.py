@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
+from parnassus.nn.features import PARTICLE_FEATURES, SEED_FEATURES
+
 
 @dataclass
 class Architecture:
@@ -261,13 +263,15 @@ class PFCNet(nn.Module):
     def source(self, noise: torch.Tensor, anchor: torch.Tensor, anchored: torch.Tensor, seeded: torch.Tensor
                ) -> torch.Tensor:
         """Where the candidates' flows start: the noise, or for anchored models at the slots with a truth partner
-        the partner's standardised features plus ``anchor_noise`` times the noise (seeded models: at the slots
-        with a seed its features plus ``seed_noise`` times the noise)."""
+        the partner's standardised features plus ``anchor_noise`` times the noise. Seeded models: at the slots with
+        a seed, its direction (:data:`SEED_FEATURES`) plus ``seed_noise`` times the noise, the other features (pT,
+        vertex, charge) from the noise as for slots without one."""
         if not self.arch.anchored:
             return noise
         start = torch.where(anchored[..., None], anchor + self.arch.anchor_noise * noise, noise)
         if self.arch.seeded:
-            start = torch.where(seeded[..., None], anchor + self.arch.seed_noise * noise, start)
+            direction = torch.tensor([name in SEED_FEATURES for name in PARTICLE_FEATURES], device=noise.device)
+            start = torch.where(seeded[..., None] & direction, anchor + self.arch.seed_noise * noise, start)
         return start
 
     def slots(self, pfc_class: torch.Tensor, anchor: torch.Tensor, anchored: torch.Tensor, seeded: torch.Tensor
