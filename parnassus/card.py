@@ -239,10 +239,11 @@ class ModelConfig:
     max_pfc: int = field(default=400, metadata=_positive())
     # where each candidate's flow starts: Gaussian noise (the paper), or near its truth partner for candidates that
     # have one (flow models only; parnassus.nn.anchors), with anchor_noise standardised units of Gaussian spread;
-    # seeded: also those without a partner near a seed truth particle, with seed_noise units of spread
+    # seeded: also those without a partner start near a seed truth particle: its eta and phi plus Gaussian noise of
+    # seed_noise standard deviation in each (Delta R units: the spread of refsim's candidates around their seeds)
     source: str = field(default="gaussian", metadata=_choice("gaussian", "anchored", "seeded"))
     anchor_noise: float = field(default=0.1, metadata=_positive())
-    seed_noise: float = field(default=0.3, metadata=_positive())
+    seed_noise: float = field(default=0.2, metadata=_positive())
 
 
 @dataclass

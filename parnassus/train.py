@@ -46,7 +46,7 @@ from parnassus.errors import CardError
 from parnassus.io.atomic import atomic_path, make_folder
 from parnassus.nn.checkpoint import save_model
 from parnassus.nn.data import Batch, load_pairs, make_batch, normalisation
-from parnassus.nn.features import EVENT_FEATURES, N_CLASSES, PARTICLE_FEATURES, Normalisation
+from parnassus.nn.features import EVENT_FEATURES, N_CLASSES, PARTICLE_FEATURES, SEED_FEATURES, Normalisation
 from parnassus.nn.model import Architecture, Parnassus
 from parnassus.solvers import Objective, sample_time
 
@@ -61,13 +61,18 @@ def training_files(card: Card) -> list[Path]:
     return files
 
 
-def architecture(card: Card) -> Architecture:
+def architecture(card: Card, norm: Normalisation | None = None) -> Architecture:
+    """The card's architecture; a seeded model's ``seed_spread`` is the card's ``seed_noise`` (in η and in φ) in
+    the standardised units of ``norm``'s candidate features (sin φ and cos φ each get the φ spread: the angle moves
+    by about it, the radius is the flow's to undo)."""
     m = card.model
+    std = dict(zip(PARTICLE_FEATURES, norm.pfc_std, strict=True)) if norm is not None else {}
+    seed_spread = tuple(float(m.seed_noise / std.get(name, 1.0)) for name in SEED_FEATURES)
     return Architecture(kind=m.kind, dim=m.dim, blocks=m.blocks, heads=m.heads, event_dim=m.event_dim,
                         event_blocks=m.event_blocks, truth_blocks=m.truth_blocks,
                         n_particle_features=len(PARTICLE_FEATURES), n_event_features=len(EVENT_FEATURES),
                         n_classes=N_CLASSES, source=m.source, anchor_noise=m.anchor_noise,
-                        seed_noise=m.seed_noise)
+                        seed_spread=seed_spread)
 
 
 def regression_loss(output: torch.Tensor, target: torch.Tensor, kind: str, mask: torch.Tensor | None = None,
@@ -243,7 +248,7 @@ def train(card: Card, output: Path | None = None, resume: bool = False, device: 
                   "truncated_pfc": pfc.truncated, "max_pfc": card.model.max_pfc, "card": card.name,
                   "model": asdict(card.model), "training": asdict(cfg)}
 
-    model = Parnassus(architecture(card)).to(device)
+    model = Parnassus(architecture(card, norm)).to(device)
     ema = copy.deepcopy(model).eval()
     for parameter in ema.parameters():
         parameter.requires_grad_(False)

@@ -41,7 +41,9 @@ class Architecture:
     # candidates without a partner start near a seed truth particle)
     source: str = "gaussian"
     anchor_noise: float = 0.1  # standard deviation of an anchored source around its partner (standardised units)
-    seed_noise: float = 0.3  # standard deviation of a seeded source around its seed (standardised units)
+    # standard deviation of a seeded source around its seed, per SEED_FEATURES (standardised units; training sets it
+    # from the card's seed_noise in eta and phi and the features' spread)
+    seed_spread: tuple[float, ...] = (0.3, 0.3, 0.3)
 
     @property
     def anchored(self) -> bool:
@@ -264,14 +266,15 @@ class PFCNet(nn.Module):
                ) -> torch.Tensor:
         """Where the candidates' flows start: the noise, or for anchored models at the slots with a truth partner
         the partner's standardised features plus ``anchor_noise`` times the noise. Seeded models: at the slots with
-        a seed, its direction (:data:`SEED_FEATURES`) plus ``seed_noise`` times the noise, the other features (pT,
-        vertex, charge) from the noise as for slots without one."""
+        a seed, its direction (:data:`SEED_FEATURES`) plus ``seed_spread`` (per feature) times the noise, the other
+        features (pT, vertex, charge) from the noise as for slots without one."""
         if not self.arch.anchored:
             return noise
         start = torch.where(anchored[..., None], anchor + self.arch.anchor_noise * noise, noise)
         if self.arch.seeded:
-            direction = torch.tensor([name in SEED_FEATURES for name in PARTICLE_FEATURES], device=noise.device)
-            start = torch.where(seeded[..., None] & direction, anchor + self.arch.seed_noise * noise, start)
+            spread = dict(zip(SEED_FEATURES, self.arch.seed_spread, strict=True))
+            scale = torch.tensor([spread.get(name, 0.0) for name in PARTICLE_FEATURES], device=noise.device)
+            start = torch.where(seeded[..., None] & (scale > 0), anchor + scale * noise, start)
         return start
 
     def slots(self, pfc_class: torch.Tensor, anchor: torch.Tensor, anchored: torch.Tensor, seeded: torch.Tensor
