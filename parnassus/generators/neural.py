@@ -15,8 +15,8 @@ multiplicities count the candidates without a truth partner; each truth particle
 candidate of class k") is drawn from the PFC network's partner head, a partnered slot starts its flow at the partner's
 features plus ``anchor_noise`` times the slot's noise, and pT_rel refers to the truth HT instead of the sampled one.
 With ``model.source: seeded`` each slot without a partner draws a seed from the seed head's categorical of its class
-(a truth particle, or none), with one uniform number per slot from its event's stream, and starts at the seed's
-features plus ``seed_noise`` times its noise (unseeded: from the noise).
+(a truth particle, or none), with one uniform number per slot from its event's stream; a seeded slot's direction
+starts at the seed's plus ``seed_noise`` (in η and in φ) times its noise, the rest from the noise.
 
 The card's ``sampling.precision: bfloat16`` runs the networks under bf16 autocast (the solver's state stays
 float32); ``auto`` does so where the device has bf16 arithmetic (GPUs, CPUs with AVX512-BF16 or AMX). On an

@@ -29,8 +29,9 @@ refsim's at 0.069, and 6% of them were isolated, refsim's none). Training gives 
 truth particle nearest to it in (η, φ), of any class, if within :data:`SEED_RADIUS` (else none). A second head on
 the truth encoder gives, per candidate class, a categorical over the event's truth particles and "no seed" (the
 global token), trained with cross-entropy on those seeds. Sampling draws each partnerless slot's seed from the
-categorical of its class; a seeded slot starts at the seed's features plus ``seed_noise`` times its noise, an
-unseeded one from Gaussian noise. This is a latent-variable model, p(x | class) = Σ_j P(j | class) p(x | j, class):
+categorical of its class; a seeded slot's direction starts at the seed's η and φ plus Gaussian noise of ``seed_noise``
+in each (the card's, in ΔR units; :meth:`PFCNet.source`), its pT, vertex and charge from the noise, as does an
+unseeded slot. This is a latent-variable model, p(x | class) = Σ_j P(j | class) p(x | j, class):
 the flow learns where a candidate lies *given* its seed, which is where refsim puts merged and split clusters.
 """
 
