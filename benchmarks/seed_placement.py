@@ -1,0 +1,115 @@
+"""Where a seeded model puts its seeded candidates: Delta R to the seed, against refsim's training pairs.
+
+    python benchmarks/seed_placement.py --pairs runs/validation_seeded3/ggH_ZZ_4l_project/refsim.root \
+        --truth runs/validation_seeded3/ggH_ZZ_4l_project/truth.hepmc.gz --card runs/cms2011-seeded3.yaml [--events 500]
+
+``model.source: seeded`` gives each candidate without a truth partner a seed: in training the nearest truth
+particle within Delta R 0.4 (:func:`parnassus.nn.anchors.seeds`), when sampling one its seed head draws. For refsim
+the candidates of ``--pairs`` (refsim output, or a folder of it: its first file) are paired and seeded as training
+does; for the model the seeds drawn while sampling ``--truth`` (the same truth events, for a like-for-like
+comparison) are recorded with the sampled candidates. Printed per candidate class and per seed class: how many
+seeded candidates per event, the fraction within Delta R 0.1, 0.2 and 0.3 of the seed (0.3: the isolation cone of
+leptons) and the median Delta R.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+import parnassus.generators.neural as neural
+from parnassus.card import load_card
+from parnassus.events import RunCounts
+from parnassus.generators import make_generator
+from parnassus.io.hepmc import HepMCReader
+from parnassus.nn.data import load_pairs
+from parnassus.pdg import CLASS_NAMES
+
+# columns of the particle features (nn.features.PARTICLE_FEATURES)
+_ETA, _SIN, _COS = 1, 2, 3
+
+
+def delta_r(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise Delta R between two arrays of raw particle features."""
+    dphi = np.arctan2(a[:, _SIN] * b[:, _COS] - a[:, _COS] * b[:, _SIN],
+                      a[:, _COS] * b[:, _COS] + a[:, _SIN] * b[:, _SIN])
+    return np.hypot(a[:, _ETA] - b[:, _ETA], dphi)
+
+
+def table(name: str, events: int, distance: np.ndarray, cls: np.ndarray, seed_cls: np.ndarray) -> None:
+    print(f"{name}: {events} events, {len(distance) / max(events, 1):.1f} seeded candidates per event")
+    groups = [("all", np.ones(len(distance), dtype=bool))]
+    groups += [(f"candidate {c}", cls == k) for k, c in enumerate(CLASS_NAMES)]
+    groups += [(f"seed {c}", seed_cls == k) for k, c in enumerate(CLASS_NAMES)]
+    for label, chosen in groups:
+        d = distance[chosen]
+        if len(d):
+            print(f"  {label:26s} {len(d) / events:7.2f}/event  within 0.1 {np.mean(d < 0.1):.2f}  0.2 "
+                  f"{np.mean(d < 0.2):.2f}  0.3 {np.mean(d < 0.3):.2f}  median {np.median(d):.3f}")
+
+
+def refsim_placement(path: Path, events: int, max_particles: int = 400) -> None:
+    if path.is_dir():
+        path = next(p for p in sorted(path.glob("*.root")) if not p.name.startswith("."))
+    truth, pfc = load_pairs([path], max_particles, max_particles, "seeded")
+    n = min(events, len(truth))
+    truth, pfc = truth.take(np.arange(n)), pfc.take(np.arange(n))
+    event = np.repeat(np.arange(n), np.diff(pfc.offsets))
+    seeded = pfc.seed >= 0
+    seed = truth.offsets[event[seeded]] + pfc.seed[seeded]
+    table(f"refsim ({path.name})", n, delta_r(pfc.features[seeded], truth.features[seed]), pfc.cls[seeded],
+          truth.cls[seed])
+
+
+def model_placement(card_path: Path, truth_path: Path, events: int) -> None:
+    card = load_card(card_path)
+    generator = make_generator(card)
+    if not generator.model.arch.seeded:
+        raise SystemExit(f"{card_path}: the model is not seeded (model.source: {generator.model.arch.source})")
+    recorded: dict = {}
+    found: dict[str, list[np.ndarray]] = {"distance": [], "cls": [], "seed_cls": []}
+    make_sets, draw_seeds, decode = neural.particle_sets, generator._seeds, generator._decode
+
+    def recording_sets(*args, **kwargs):
+        recorded["sets"] = make_sets(*args, **kwargs)
+        return recorded["sets"]
+
+    def recording_seeds(*args):
+        recorded["seed"] = draw_seeds(*args)  # each slot's seed: a flat index into the truth sets, -1 for none
+        return recorded["seed"]
+
+    def recording_decode(features, cls, totals, ht, vertex):
+        sets, seed = recorded["sets"], recorded["seed"]
+        seeded = seed >= 0
+        found["distance"].append(delta_r(features[seeded], sets.features[seed[seeded]]))
+        found["cls"].append(cls[seeded])
+        found["seed_cls"].append(sets.cls[seed[seeded]])
+        return decode(features, cls, totals, ht, vertex)
+
+    neural.particle_sets = recording_sets
+    generator._seeds, generator._decode = recording_seeds, recording_decode
+    n = 0
+    try:
+        for batch in HepMCReader(truth_path, card.truth, 200, RunCounts(), max_events=events):
+            generator(batch, card.sampling.seed)
+            n += len(batch)
+    finally:
+        neural.particle_sets = make_sets
+    table(card.name, n, *(np.concatenate(found[key]) for key in ("distance", "cls", "seed_cls")))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=Path, required=True, help="refsim output (a file, or a folder of them)")
+    parser.add_argument("--truth", type=Path, required=True, help="HepMC3 truth events (those of --pairs)")
+    parser.add_argument("--card", type=Path, required=True, help="card of a seeded model")
+    parser.add_argument("--events", type=int, default=500)
+    args = parser.parse_args()
+    refsim_placement(args.pairs, args.events)
+    model_placement(args.card, args.truth, args.events)
+
+
+if __name__ == "__main__":
+    main()
