@@ -232,3 +232,32 @@ def test_seeds_are_drawn_from_each_class_s_categorical_over_the_event_s_truth_to
     seed = NeuralGenerator._seeds(slot_event, slot_class, slot_partner, probabilities, offsets, EventRandom(1, [0, 1]))
     assert seed[:5].tolist() == [-1, 0, 1, -1, 4]  # flat truth indices; a partnered slot has no seed
     assert set(seed[5:7].tolist()) <= {2, 3} and seed[7] == -1
+
+
+def test_a_seeded_slot_reads_its_direction_relative_to_its_seed_in_units_of_the_start_spread():
+    from parnassus.nn.model import Architecture, Parnassus
+
+    arch = Architecture(kind="flow", dim=16, blocks=1, heads=2, event_dim=16, event_blocks=1, truth_blocks=1,
+                        n_particle_features=len(PARTICLE_FEATURES), n_event_features=8, n_classes=5,
+                        source="seeded", anchor_noise=0.1, seed_spread=(0.15, 0.3, 0.3))
+    pfc = Parnassus(arch).pfc
+    generator = torch.Generator().manual_seed(1)
+    anchor, noise = (torch.randn(1, 3, len(PARTICLE_FEATURES), generator=generator) for _ in range(2))
+    anchored, seeded = torch.tensor([[True, False, False]]), torch.tensor([[False, True, False]])
+    slots = pfc.slots(torch.eye(5)[None, :3], anchor, anchored, seeded)
+    start = pfc.source(noise, anchor, anchored, seeded)
+    direction = [PARTICLE_FEATURES.index(name) for name in SEED_FEATURES]
+    rest = [k for k in range(len(PARTICLE_FEATURES)) if k not in direction]
+    # the seeded slot (1) starts at its seed's direction plus the spread times its noise, the rest from the noise;
+    # the partnered slot (0) at its partner plus anchor_noise times the noise; the free slot (2) at the noise
+    assert torch.allclose(start[0, 1, direction], anchor[0, 1, direction] + torch.tensor([0.15, 0.3, 0.3])
+                          * noise[0, 1, direction])
+    assert torch.equal(start[0, 1, rest], noise[0, 1, rest]) and torch.equal(start[0, 2], noise[0, 2])
+    assert torch.allclose(start[0, 0], anchor[0, 0] + 0.1 * noise[0, 0])
+    # so at the start the seeded slot's relative direction is its noise; other slots read zeros
+    relative = pfc.relative(start, slots)
+    assert relative.shape == (1, 3, len(SEED_FEATURES))
+    assert torch.allclose(relative[0, 1], noise[0, 1, direction], atol=1e-6)
+    assert torch.equal(relative[0, [0, 2]], torch.zeros(2, len(SEED_FEATURES)))
+    # and the candidate network's embedding reads it next to the absolute features and the slot description
+    assert pfc.embed[0].in_features == len(PARTICLE_FEATURES) + arch.slot_features + len(SEED_FEATURES)

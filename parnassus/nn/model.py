@@ -233,7 +233,9 @@ class PFCNet(nn.Module):
         self.time = mlp(d, d, d)
         self.globals = mlp(2 * arch.n_event_features, d, d)
         self.context = mlp(2 * d, d, d)
-        self.embed = mlp(arch.n_particle_features + arch.slot_features, d, d)
+        # seeded models also read a seeded slot's direction relative to its seed's, in units of its start's spread
+        relative = len(SEED_FEATURES) if arch.seeded else 0
+        self.embed = mlp(arch.n_particle_features + arch.slot_features + relative, d, d)
         self.blocks = nn.ModuleList(CrossAttentionBlock(d, arch.heads) for _ in range(arch.blocks))
         self.final = FinalLayer(d, arch.n_particle_features)
         # anchored models: per truth particle, logits of "no candidate" and "a candidate of class k"
@@ -262,20 +264,39 @@ class PFCNet(nn.Module):
         logits = self.seed(tokens)
         return logits.masked_fill(~mask[..., None], float("-inf"))
 
+    def start_spread(self, anchored: torch.Tensor, seeded: torch.Tensor) -> torch.Tensor:
+        """(B, Lp, F) standard deviation of each slot's start around its anchor, per feature (standardised units);
+        0 where the start is the noise itself: ``anchor_noise`` at slots with a truth partner; seeded models: at
+        slots with a seed ``seed_spread`` on its direction (:data:`SEED_FEATURES`), 0 on pT, vertex and charge."""
+        spread = anchored[..., None] * torch.full((len(PARTICLE_FEATURES),), self.arch.anchor_noise,
+                                                  device=anchored.device)
+        if self.arch.seeded:
+            by_name = dict(zip(SEED_FEATURES, self.arch.seed_spread, strict=True))
+            direction = torch.tensor([by_name.get(name, 0.0) for name in PARTICLE_FEATURES], device=seeded.device)
+            spread = torch.where(seeded[..., None], direction, spread)
+        return spread
+
     def source(self, noise: torch.Tensor, anchor: torch.Tensor, anchored: torch.Tensor, seeded: torch.Tensor
                ) -> torch.Tensor:
         """Where the candidates' flows start: the noise, or for anchored models at the slots with a truth partner
         the partner's standardised features plus ``anchor_noise`` times the noise. Seeded models: at the slots with
         a seed, its direction (:data:`SEED_FEATURES`) plus ``seed_spread`` (per feature) times the noise, the other
-        features (pT, vertex, charge) from the noise as for slots without one."""
+        features (pT, vertex, charge) from the noise as for slots without one (:meth:`start_spread`)."""
         if not self.arch.anchored:
             return noise
-        start = torch.where(anchored[..., None], anchor + self.arch.anchor_noise * noise, noise)
-        if self.arch.seeded:
-            spread = dict(zip(SEED_FEATURES, self.arch.seed_spread, strict=True))
-            scale = torch.tensor([spread.get(name, 0.0) for name in PARTICLE_FEATURES], device=noise.device)
-            start = torch.where(seeded[..., None] & (scale > 0), anchor + scale * noise, start)
-        return start
+        spread = self.start_spread(anchored, seeded)
+        return torch.where(spread > 0, anchor + spread * noise, noise)
+
+    def relative(self, x: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
+        """(B, Lp, len(SEED_FEATURES)) a seeded slot's direction relative to its seed's (in ``slots``), in units of
+        ``seed_spread``; 0 at other slots. At the start it is the slot's noise, at the data end where the candidate
+        lies around its seed, on a scale of one: the network need not resolve a ring of ΔR ~0.2 in the absolute
+        features, where it is a tenth of their spread."""
+        k, f = self.arch.n_classes, self.arch.n_particle_features
+        columns = [PARTICLE_FEATURES.index(name) for name in SEED_FEATURES]
+        seed, seeded = slots[..., k:k + f][..., columns], slots[..., k + f + 1:k + f + 2] > 0.5
+        spread = torch.tensor(self.arch.seed_spread, dtype=x.dtype, device=x.device)
+        return torch.where(seeded, (x[..., columns] - seed) / spread, torch.zeros_like(seed))
 
     def slots(self, pfc_class: torch.Tensor, anchor: torch.Tensor, anchored: torch.Tensor, seeded: torch.Tensor
               ) -> torch.Tensor:
@@ -291,7 +312,8 @@ class PFCNet(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor, slots: torch.Tensor, pfc_mask: torch.Tensor,
                 cache: TruthCache) -> torch.Tensor:
         c = self.context(torch.cat([self.time(timestep_embedding(t, self.arch.dim)), cache.globals], dim=-1))
-        h = self.embed(torch.cat([x, slots], dim=-1))
+        inputs = [x, slots, self.relative(x, slots)] if self.arch.seeded else [x, slots]
+        h = self.embed(torch.cat(inputs, dim=-1))
         for block, kv in zip(self.blocks, cache.kv, strict=True):
             h = block(h, c, pfc_mask, kv, cache.mask)
         return self.final(h, c)
