@@ -7,9 +7,9 @@
 particle within Delta R 0.4 (:func:`parnassus.nn.anchors.seeds`), when sampling one its seed head draws. For refsim
 the candidates of ``--pairs`` (refsim output, or a folder of it: its first file) are paired and seeded as training
 does; for the model the seeds drawn while sampling ``--truth`` (the same truth events, for a like-for-like
-comparison) are recorded with the sampled candidates. Printed per candidate class and per seed class: how many
-seeded candidates per event, the fraction within Delta R 0.1, 0.2 and 0.3 of the seed (0.3: the isolation cone of
-leptons) and the median Delta R.
+comparison) are recorded with the sampled candidates. Printed, for candidates above ``--min-pt`` (the output
+keeps none below 1 GeV), per candidate class and per seed class: how many seeded candidates per event, the fraction
+within Delta R 0.1, 0.2 and 0.3 of the seed (0.3: the isolation cone of leptons) and the median Delta R.
 """
 
 from __future__ import annotations
@@ -38,7 +38,10 @@ def delta_r(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.hypot(a[:, _ETA] - b[:, _ETA], dphi)
 
 
-def table(name: str, events: int, distance: np.ndarray, cls: np.ndarray, seed_cls: np.ndarray) -> None:
+def table(name: str, events: int, distance: np.ndarray, cls: np.ndarray, seed_cls: np.ndarray, pt: np.ndarray,
+          min_pt: float) -> None:
+    kept = pt > min_pt
+    distance, cls, seed_cls = distance[kept], cls[kept], seed_cls[kept]
     print(f"{name}: {events} events, {len(distance) / max(events, 1):.1f} seeded candidates per event")
     groups = [("all", np.ones(len(distance), dtype=bool))]
     groups += [(f"candidate {c}", cls == k) for k, c in enumerate(CLASS_NAMES)]
@@ -50,7 +53,7 @@ def table(name: str, events: int, distance: np.ndarray, cls: np.ndarray, seed_cl
                   f"{np.mean(d < 0.2):.2f}  0.3 {np.mean(d < 0.3):.2f}  median {np.median(d):.3f}")
 
 
-def refsim_placement(path: Path, events: int, max_particles: int = 400) -> None:
+def refsim_placement(path: Path, events: int, min_pt: float, max_particles: int = 400) -> None:
     if path.is_dir():
         path = next(p for p in sorted(path.glob("*.root")) if not p.name.startswith("."))
     truth, pfc = load_pairs([path], max_particles, max_particles, "seeded")
@@ -59,17 +62,18 @@ def refsim_placement(path: Path, events: int, max_particles: int = 400) -> None:
     event = np.repeat(np.arange(n), np.diff(pfc.offsets))
     seeded = pfc.seed >= 0
     seed = truth.offsets[event[seeded]] + pfc.seed[seeded]
+    pt = np.exp(pfc.features[seeded, 0] + truth.events[event[seeded], 2])  # seeded pairs: pT_rel of the truth HT
     table(f"refsim ({path.name})", n, delta_r(pfc.features[seeded], truth.features[seed]), pfc.cls[seeded],
-          truth.cls[seed])
+          truth.cls[seed], pt, min_pt)
 
 
-def model_placement(card_path: Path, truth_path: Path, events: int) -> None:
+def model_placement(card_path: Path, truth_path: Path, events: int, min_pt: float) -> None:
     card = load_card(card_path)
     generator = make_generator(card)
     if not generator.model.arch.seeded:
         raise SystemExit(f"{card_path}: the model is not seeded (model.source: {generator.model.arch.source})")
     recorded: dict = {}
-    found: dict[str, list[np.ndarray]] = {"distance": [], "cls": [], "seed_cls": []}
+    found: dict[str, list[np.ndarray]] = {"distance": [], "cls": [], "seed_cls": [], "pt": []}
     make_sets, draw_seeds, decode = neural.particle_sets, generator._seeds, generator._decode
 
     def recording_sets(*args, **kwargs):
@@ -86,6 +90,7 @@ def model_placement(card_path: Path, truth_path: Path, events: int) -> None:
         found["distance"].append(delta_r(features[seeded], sets.features[seed[seeded]]))
         found["cls"].append(cls[seeded])
         found["seed_cls"].append(sets.cls[seed[seeded]])
+        found["pt"].append(np.exp(np.clip(features[seeded, 0], -30, 5)) * np.repeat(ht, totals)[seeded])
         return decode(features, cls, totals, ht, vertex)
 
     neural.particle_sets = recording_sets
@@ -97,7 +102,7 @@ def model_placement(card_path: Path, truth_path: Path, events: int) -> None:
             n += len(batch)
     finally:
         neural.particle_sets = make_sets
-    table(card.name, n, *(np.concatenate(found[key]) for key in ("distance", "cls", "seed_cls")))
+    table(card.name, n, *(np.concatenate(found[key]) for key in ("distance", "cls", "seed_cls", "pt")), min_pt)
 
 
 def main() -> None:
@@ -106,9 +111,10 @@ def main() -> None:
     parser.add_argument("--truth", type=Path, required=True, help="HepMC3 truth events (those of --pairs)")
     parser.add_argument("--card", type=Path, required=True, help="card of a seeded model")
     parser.add_argument("--events", type=int, default=500)
+    parser.add_argument("--min-pt", type=float, default=0.0, help="only candidates above this pT [GeV]")
     args = parser.parse_args()
-    refsim_placement(args.pairs, args.events)
-    model_placement(args.card, args.truth, args.events)
+    refsim_placement(args.pairs, args.events, args.min_pt)
+    model_placement(args.card, args.truth, args.events, args.min_pt)
 
 
 if __name__ == "__main__":
