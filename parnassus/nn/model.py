@@ -243,6 +243,11 @@ class PFCNet(nn.Module):
         # seeded models: per truth token (the global one: "no seed") and candidate class, the logit of seeding a
         # candidate without a partner
         self.seed = nn.Linear(d, arch.n_classes) if arch.seeded else None
+        if arch.seeded:  # the columns a seed gives (SEED_FEATURES) and their start spread, 0 on the other features
+            self.seed_columns = [PARTICLE_FEATURES.index(name) for name in SEED_FEATURES]
+            spread = torch.zeros(len(PARTICLE_FEATURES))
+            spread[self.seed_columns] = torch.tensor(arch.seed_spread, dtype=spread.dtype)
+            self.register_buffer("direction_spread", spread, persistent=False)  # derived from arch: not saved
 
     def encode(self, truth: torch.Tensor, truth_mask: torch.Tensor, truth_event: torch.Tensor,
                pfc_event: torch.Tensor) -> TruthCache:
@@ -271,9 +276,7 @@ class PFCNet(nn.Module):
         spread = anchored[..., None] * torch.full((len(PARTICLE_FEATURES),), self.arch.anchor_noise,
                                                   device=anchored.device)
         if self.arch.seeded:
-            by_name = dict(zip(SEED_FEATURES, self.arch.seed_spread, strict=True))
-            direction = torch.tensor([by_name.get(name, 0.0) for name in PARTICLE_FEATURES], device=seeded.device)
-            spread = torch.where(seeded[..., None], direction, spread)
+            spread = torch.where(seeded[..., None], self.direction_spread, spread)
         return spread
 
     def source(self, noise: torch.Tensor, anchor: torch.Tensor, anchored: torch.Tensor, seeded: torch.Tensor
@@ -292,11 +295,9 @@ class PFCNet(nn.Module):
         ``seed_spread``; 0 at other slots. At the start it is the slot's noise, at the data end where the candidate
         lies around its seed, on a scale of one: the network need not resolve a ring of ΔR ~0.2 in the absolute
         features, where it is a tenth of their spread."""
-        k, f = self.arch.n_classes, self.arch.n_particle_features
-        columns = [PARTICLE_FEATURES.index(name) for name in SEED_FEATURES]
+        k, f, columns = self.arch.n_classes, self.arch.n_particle_features, self.seed_columns
         seed, seeded = slots[..., k:k + f][..., columns], slots[..., k + f + 1:k + f + 2] > 0.5
-        spread = torch.tensor(self.arch.seed_spread, dtype=x.dtype, device=x.device)
-        return torch.where(seeded, (x[..., columns] - seed) / spread, torch.zeros_like(seed))
+        return torch.where(seeded, (x[..., columns] - seed) / self.direction_spread[columns], torch.zeros_like(seed))
 
     def slots(self, pfc_class: torch.Tensor, anchor: torch.Tensor, anchored: torch.Tensor, seeded: torch.Tensor
               ) -> torch.Tensor:
