@@ -72,7 +72,7 @@ class Tally:
 
 
 def refsim_tally(folder: Path, events: int, max_particles: int = 400) -> tuple[Tally, str]:
-    path = sorted(folder.glob("*.root"))[0]
+    path = next(p for p in sorted(folder.glob("*.root")) if not p.name.startswith("."))  # not a part file
     truth, pfc = load_pairs([path], max_particles, max_particles, "anchored")
     ht = np.exp(truth.events[:, 2])  # anchored pairs: pT_rel refers to the truth HT
     tally = Tally()

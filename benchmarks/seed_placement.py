@@ -55,7 +55,7 @@ def table(name: str, events: int, distance: np.ndarray, cls: np.ndarray, seed_cl
 
 def refsim_placement(path: Path, events: int, min_pt: float, max_particles: int = 400) -> None:
     if path.is_dir():
-        path = next(p for p in sorted(path.glob("*.root")) if not p.name.startswith("."))
+        path = next(p for p in sorted(path.glob("*.root")) if not p.name.startswith("."))  # not a part file
     truth, pfc = load_pairs([path], max_particles, max_particles, "seeded")
     n = min(events, len(truth))
     truth, pfc = truth.take(np.arange(n)), pfc.take(np.arange(n))
