@@ -73,10 +73,11 @@ def batch_trajectories(teacher: Parnassus, batch: Batch, objective: Objective, s
                        grid: list[float], generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """The teacher's event and candidate trajectories for one batch (its inputs on the teacher's device)."""
     device = batch.truth.device
-    condition = teacher.event.condition(batch.truth, batch.truth_mask, batch.truth_event)
+    condition = teacher.event.condition(batch.truth, batch.truth_mask, batch.truth_event, batch.truth_label)
     noise = torch.randn(batch.pfc_event.shape, generator=generator).to(device)
     event = trajectory(lambda x, t: teacher.event(x, t, condition), noise, objective, solver, steps, grid)
-    cache = teacher.pfc.encode(batch.truth, batch.truth_mask, batch.truth_event, batch.pfc_event)
+    cache = teacher.pfc.encode(batch.truth, batch.truth_mask, batch.truth_event, batch.pfc_event,
+                               batch.truth_label)
     noise = torch.randn(batch.pfc.shape, generator=generator).to(device)
     noise = teacher.pfc.source(noise, batch.anchor, batch.anchored, batch.seeded)  # as in training and sampling
     slots = teacher.pfc.slots(batch.pfc_class, batch.anchor, batch.anchored, batch.seeded)
@@ -103,8 +104,9 @@ def distillation_losses(student: Parnassus, item: dict, grid: list[float], devic
     candidates without a truth partner (anchored models) weigh ``free_slot_weight`` times a partnered one."""
     batch = item["batch"].to(device)
     event, pfc = item["event"].to(device), item["pfc"].to(device)
-    condition = student.event.condition(batch.truth, batch.truth_mask, batch.truth_event)
-    cache = student.pfc.encode(batch.truth, batch.truth_mask, batch.truth_event, batch.pfc_event)
+    condition = student.event.condition(batch.truth, batch.truth_mask, batch.truth_event, batch.truth_label)
+    cache = student.pfc.encode(batch.truth, batch.truth_mask, batch.truth_event, batch.pfc_event,
+                               batch.truth_label)
     weight = torch.where(batch.anchored, 1.0, free_slot_weight) if student.arch.anchored else 1.0
     mask = (batch.pfc_mask * weight).to(pfc.dtype)[..., None]
     event_loss = pfc_loss = torch.zeros((), device=device)

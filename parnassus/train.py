@@ -72,7 +72,7 @@ def architecture(card: Card, norm: Normalisation | None = None) -> Architecture:
                         event_blocks=m.event_blocks, truth_blocks=m.truth_blocks,
                         n_particle_features=len(PARTICLE_FEATURES), n_event_features=len(EVENT_FEATURES),
                         n_classes=N_CLASSES, source=m.source, anchor_noise=m.anchor_noise,
-                        seed_spread=seed_spread)
+                        seed_spread=seed_spread, partner_tokens=m.source in ("anchored", "seeded"))
 
 
 def regression_loss(output: torch.Tensor, target: torch.Tensor, kind: str, mask: torch.Tensor | None = None,
@@ -108,11 +108,11 @@ def losses(model: Parnassus, batch: Batch, objective: Objective, time_power: flo
         return drawn if rows is None else tuple(x[rows] for x in drawn)
 
     x_t, t, target = noisy(batch.pfc_event)
-    condition = model.event.condition(part.truth, part.truth_mask, part.truth_event)
+    condition = model.event.condition(part.truth, part.truth_mask, part.truth_event, part.truth_label)
     event_loss = regression_loss(model.event(x_t, t, condition), target, kind, count=n)
     x_t, t, target = noisy(batch.pfc, lambda noise: model.pfc.source(noise, batch.anchor, batch.anchored,
                                                                                 batch.seeded))
-    cache = model.pfc.encode(part.truth, part.truth_mask, part.truth_event, part.pfc_event)
+    cache = model.pfc.encode(part.truth, part.truth_mask, part.truth_event, part.pfc_event, part.truth_label)
     output = model.pfc(x_t, t, model.pfc.slots(part.pfc_class, part.anchor, part.anchored, part.seeded), part.pfc_mask,
                        cache)
     pfc_loss = regression_loss(output, target, kind, part.pfc_mask, count=batch.pfc_mask.sum())
@@ -124,7 +124,7 @@ def losses(model: Parnassus, batch: Batch, objective: Objective, time_power: flo
         pfc_loss = pfc_loss + entropy.sum() / batch.truth_mask.sum().clamp(min=1)
     # the seeds of the candidates without a partner: cross-entropy over the event's truth tokens, per class
     if model.arch.seeded:
-        logits = model.pfc.seed_logits(cache.tokens, cache.mask).float()  # (B, 1 + Lt, classes)
+        logits = model.pfc.seed_logits(cache.tokens, cache.mask, part.truth_label).float()  # (B, 1 + Lt, classes)
         free = part.seed_label >= 0
         rows, slots = free.nonzero(as_tuple=True)
         per_slot = logits[rows, :, part.pfc_class[rows, slots].argmax(dim=-1)]  # (free slots, 1 + Lt)

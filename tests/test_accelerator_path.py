@@ -42,7 +42,8 @@ def test_bf16_autocast_samples_near_float32(trained, tmp_path):
     assert abs(counts_half.sum() - counts_full.sum()) <= 0.05 * counts_full.sum()  # same noise, bf16 arithmetic
     ht_full, ht_half = ak.to_numpy(ak.sum(full.pt, axis=1)), ak.to_numpy(ak.sum(half.pt, axis=1))
     assert np.median(np.abs(ht_half / ht_full - 1)) < 0.05
-    assert not ak.all(full.pt == half.pt)  # bf16 did run
+    # bf16 did run (a slot drawn otherwise may change the multiplicities, so compare the flat lists)
+    assert not np.array_equal(ak.to_numpy(ak.flatten(full.pt)), ak.to_numpy(ak.flatten(half.pt)))
 
 
 def test_out_of_memory_halves_the_rows_and_keeps_the_output(trained, tmp_path, monkeypatch):

@@ -11,7 +11,9 @@ import yaml
 
 from parnassus.card import load_card
 from parnassus.errors import CardError
+from parnassus.events import RunCounts
 from parnassus.generators import make_generator
+from parnassus.io.hepmc import HepMCReader
 from parnassus.nn import anchors
 from parnassus.nn.data import load_pairs, make_batch, normalisation
 from parnassus.nn.features import PARTICLE_FEATURES, SEED_FEATURES
@@ -105,6 +107,11 @@ def test_anchored_model_trains_and_samples_the_same_for_any_batch(tmp_path, pair
     assert ak.to_list(outputs[0]["ParticleFlowCandidate.PT"]) == ak.to_list(outputs[1]["ParticleFlowCandidate.PT"])
     assert ak.all(ak.num(outputs[0]["ParticleFlowCandidate.PT"]) > 0)
     assert ak.all(outputs[0]["ParticleFlowCandidate.PT"] >= 1.0)
+    # the drawn slots reach the networks: the same events with the label embedding zeroed come out otherwise
+    batch = next(iter(HepMCReader(EXAMPLE, card.truth, 6, RunCounts(), max_events=6)))
+    first = generator(batch, 1)
+    torch.nn.init.zeros_(generator.model.pfc.label.weight)
+    assert ak.to_list(generator(batch, 1).pt) != ak.to_list(first.pt)
 
 
 def test_anchored_source_needs_a_flow_model(tmp_path, pairs):
@@ -261,3 +268,36 @@ def test_a_seeded_slot_reads_its_direction_relative_to_its_seed_in_units_of_the_
     assert torch.equal(relative[0, [0, 2]], torch.zeros(2, len(SEED_FEATURES)))
     # and the candidate network's embedding reads it next to the absolute features and the slot description
     assert pfc.embed[0].in_features == len(PARTICLE_FEATURES) + arch.slot_features + len(SEED_FEATURES)
+
+
+def test_anchored_networks_read_each_truth_particle_s_slot_label(tmp_path, pairs):
+    from parnassus.nn.model import Architecture, Parnassus
+    from parnassus.train import architecture
+
+    for source, reads in (("gaussian", False), ("anchored", True), ("seeded", True)):
+        card = load_card(anchored_card(tmp_path, pairs, source))
+        assert architecture(card).partner_tokens is reads
+    arch = Architecture(kind="flow", dim=16, blocks=1, heads=2, event_dim=16, event_blocks=1, truth_blocks=1,
+                        n_particle_features=len(PARTICLE_FEATURES), n_event_features=8, n_classes=5,
+                        source="seeded", partner_tokens=True)
+    torch.manual_seed(3)
+    model = Parnassus(arch)
+    assert torch.equal(model.pfc.label.weight, torch.zeros(6, 16))  # it starts as a model that reads no labels
+    for parameter in model.parameters():  # a trained model's: no zero-initialised (identity) layers left
+        torch.nn.init.normal_(parameter, std=0.3)
+    truth = torch.randn(1, 4, len(PARTICLE_FEATURES) + 5)
+    mask, truth_event, pfc_event = torch.ones(1, 4, dtype=torch.bool), torch.randn(1, 8), torch.randn(1, 8)
+    x, slots = torch.randn(1, 3, len(PARTICLE_FEATURES)), torch.randn(1, 3, arch.slot_features)
+    outputs = []
+    for labels in (torch.tensor([[0, 1, 5, 0]]), torch.tensor([[0, 1, 5, 4]])):  # the last particle: none, or a photon
+        cache = model.pfc.encode(truth, mask, truth_event, pfc_event, labels)
+        outputs.append((model.event.condition(truth, mask, truth_event, labels),
+                        model.pfc.seed_logits(cache.tokens, cache.mask, labels),
+                        model.pfc(x, torch.full((1,), 0.5), slots, torch.ones(1, 3, dtype=torch.bool), cache),
+                        model.pfc.partner_logits(cache.tokens)))
+    # the event network, the seed head and the candidates read the labels; the partner head, which draws them, not
+    for before, after in zip(outputs[0][:3], outputs[1][:3], strict=True):
+        assert not torch.allclose(before, after)
+    assert torch.equal(outputs[0][3], outputs[1][3])
+    seeds_before, seeds_after = outputs[0][1], outputs[1][1]
+    assert torch.equal(seeds_before[:, :4], seeds_after[:, :4])  # only the relabelled token's seed logits move

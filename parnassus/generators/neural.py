@@ -16,7 +16,11 @@ candidate of class k") is drawn from the PFC network's partner head, a partnered
 features plus ``anchor_noise`` times the slot's noise, and pT_rel refers to the truth HT instead of the sampled one.
 With ``model.source: seeded`` each slot without a partner draws a seed from the seed head's categorical of its class
 (a truth particle, or none), with one uniform number per slot from its event's stream; a seeded slot's direction
-starts at the seed's plus ``seed_noise`` (in η and in φ) times its noise, the rest from the noise.
+starts at the seed's plus ``seed_noise`` (in η and in φ) times its noise, the rest from the noise. The truth
+particles' slots are drawn first: models trained since the tenth session (``Architecture.partner_tokens``) sample the
+event quantities, the seeds and the candidates *given* them (the labels "no candidate" / "a candidate of class k" of
+every truth particle), as training conditions them on refsim's pairing -- so a candidate can carry the energy of a
+neighbour that has no candidate of its own, and a free candidate be seeded where such a neighbour is.
 
 The card's ``sampling.precision: bfloat16`` runs the networks under bf16 autocast (the solver's state stays
 float32); ``auto`` does so where the device has bf16 arithmetic (GPUs, CPUs with AVX512-BF16 or AMX). On an
@@ -75,6 +79,15 @@ def ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
     """The concatenation of ``arange(start, stop)`` for each pair."""
     sizes = stops - starts
     return np.repeat(starts - np.concatenate([[0], np.cumsum(sizes)[:-1]]), sizes) + np.arange(sizes.sum())
+
+
+def padded_labels(labels: np.ndarray, offsets: np.ndarray, rows: np.ndarray, length: int) -> np.ndarray:
+    """(len(rows), length) the slot labels (flat, by ``offsets``) of the truth particles of the events at ``rows``,
+    each event's padded with 0 to ``length``."""
+    sizes = offsets[rows + 1] - offsets[rows]
+    padded = np.zeros((len(rows), length), dtype=np.int64)
+    padded[np.arange(length)[None, :] < sizes[:, None]] = labels[ranges(offsets[rows], offsets[rows + 1])]
+    return padded
 
 
 def resolve_device(name: str, where: str = "sampling.device", available: bool = True) -> torch.device:
@@ -146,18 +159,20 @@ class NeuralGenerator:
         n_event_features = len(self.norm.event_mean)
         noise = rng.standard_normal(np.repeat(np.arange(n_events), n_event_features), np.float32)
         noise = noise.reshape(n_events, n_event_features)
-        raw = np.zeros((n_events, n_event_features))
         truth_groups = same_shape(truth_length)  # events of the same padded truth length, in input order
         in_group = np.zeros(n_events, dtype=np.int64)  # each event's row within its group
         for group in truth_groups:
             in_group[group] = np.arange(len(group))
+        partner, encoded, seed_probabilities = np.zeros(0, np.int64), {}, None
+        if self.model.arch.anchored:  # the truth particles' slots first: the event network may read them
+            partner, encoded, seed_probabilities = self._partners(sets, truth_groups, truth_length, in_group, rng)
+            sets.pairing = partner
+        raw = np.zeros((n_events, n_event_features))
+        for group in truth_groups:
             length = int(truth_length[group[0]])
             raw[group] = self._in_chunks(padded_rows(group), lambda rows, length=length: self._event_quantities(
                 sets.take(rows), length, noise[rows]))[:len(group)]
         counts = counts_from_samples(raw[:, 3:])  # anchored models: the candidates without a truth partner
-        partner, encoded, seed_probabilities = np.zeros(0, np.int64), {}, None
-        if self.model.arch.anchored:
-            partner, encoded, seed_probabilities = self._partners(sets, truth_groups, truth_length, rng)
         slot_event, slot_class, slot_partner, totals = self._slots(counts, sets, partner)
         slot_seed = np.full(len(slot_event), -1, dtype=np.int64)
         if seed_probabilities is not None:
@@ -193,14 +208,14 @@ class NeuralGenerator:
         return self._decode(features, slot_class, totals, ht, vertex)
 
     def _partners(self, sets: ParticleSets, truth_groups: list[np.ndarray], truth_length: np.ndarray,
-                  rng: EventRandom
+                  in_group: np.ndarray, rng: EventRandom
                   ) -> tuple[np.ndarray, dict[int, tuple[torch.Tensor, torch.Tensor]], np.ndarray | None]:
         """Anchored models: for each truth particle (flat), 0 or 1 + the class of the candidate it gets, drawn from
         the network's categorical with one uniform number per truth particle from its event's stream; per padded
-        truth length (``truth_groups``: the events of each), the encoded truth tokens and their mask of its events
-        in group order, which the candidate pass reuses; and for seeded models the (tokens, classes) seed
-        probabilities of each event's truth tokens (flat, the global token "no seed" first in each event), else
-        None."""
+        truth length (``truth_groups``: the events of each; ``in_group``: each event's row in its group), the
+        encoded truth tokens and their mask of its events in group order, which the candidate pass reuses; and for
+        seeded models the (tokens, classes) seed probabilities of each event's truth tokens (flat, the global token
+        "no seed" first in each event) given the drawn slots, else None."""
         sizes = np.diff(sets.offsets)
         uniform = rng.random(np.repeat(np.arange(len(sizes)), sizes))
         labels = np.zeros(len(uniform), dtype=np.int64)
@@ -210,36 +225,40 @@ class NeuralGenerator:
         for group in truth_groups:
             length = int(truth_length[group[0]])
             chunks: list[tuple[torch.Tensor, torch.Tensor]] = []
-            seed_chunks: list[np.ndarray] = []
-            probabilities = self._in_chunks(padded_rows(group), lambda rows, length=length, chunks=chunks,
-                                            seed_chunks=seed_chunks: self._partner_probabilities(
-                                                sets.take(rows), length, chunks, seed_chunks))[:sizes[group].sum()]
+            probabilities = self._in_chunks(padded_rows(group), lambda rows, length=length, chunks=chunks:
+                                            self._partner_probabilities(sets.take(rows), length, chunks)
+                                            )[:sizes[group].sum()]
             encoded[length] = tuple(torch.cat(parts)[:len(group)] for parts in zip(*chunks, strict=True))
             flat = ranges(sets.offsets[group], sets.offsets[group + 1])
             cumulative = np.cumsum(probabilities, axis=1)
             labels[flat] = np.minimum((uniform[flat, None] >= cumulative).sum(axis=1), N_CLASSES)
             if seeds is not None:
                 tokens = ranges(token_offsets[group], token_offsets[group + 1])
-                seeds[tokens] = np.concatenate(seed_chunks)[:len(tokens)]
+                seeds[tokens] = self._in_chunks(padded_rows(group), lambda rows, length=length: (
+                    self._seed_probabilities(encoded[length], in_group[rows],
+                                             padded_labels(labels, sets.offsets, rows, length))))[:len(tokens)]
         return labels, encoded, seeds
 
     def _partner_probabilities(self, truth: ParticleSets, length: int,
-                               encoded: list[tuple[torch.Tensor, torch.Tensor]], seeds: list[np.ndarray]
-                               ) -> np.ndarray:
+                               encoded: list[tuple[torch.Tensor, torch.Tensor]]) -> np.ndarray:
         """(truth particles, 1 + classes) probabilities of each truth particle's slot (flat, event by event); the
-        encoded truth tokens and their mask are appended to ``encoded``, for seeded models the (tokens, classes)
-        seed probabilities of the events' truth tokens (global token first) to ``seeds``."""
+        encoded truth tokens and their mask are appended to ``encoded``."""
         tokens, mask, truth_event = self._tensors(*truth_inputs(truth, self.norm, length))
         with self._precision():
             tokens_mask = self.model.pfc.truth(tokens, mask, truth_event)
             logits = self.model.pfc.partner_logits(tokens_mask[0])
-            if self.model.arch.seeded:
-                seed_logits = self.model.pfc.seed_logits(*tokens_mask)
-        if self.model.arch.seeded:
-            seed_probabilities = torch.softmax(seed_logits.float(), dim=1)[tokens_mask[1]]
-            seeds.append(seed_probabilities.cpu().numpy().astype(np.float64))
         encoded.append(tokens_mask)
         return torch.softmax(logits.float(), dim=-1)[mask].cpu().numpy().astype(np.float64)
+
+    def _seed_probabilities(self, encoded: tuple[torch.Tensor, torch.Tensor], rows: np.ndarray, labels: np.ndarray
+                            ) -> np.ndarray:
+        """Seeded models: the (tokens, classes) seed probabilities of the truth tokens (global token first) of the
+        events at ``rows`` of a group's ``encoded`` tokens, given their truth particles' slot ``labels`` (padded)."""
+        index, (labels_t,) = torch.from_numpy(rows).to(self.device), self._tensors(labels)
+        tokens, mask = (tensor[index] for tensor in encoded)
+        with self._precision():
+            logits = self.model.pfc.seed_logits(tokens, mask, labels_t)
+        return torch.softmax(logits.float(), dim=1)[mask].cpu().numpy().astype(np.float64)
 
     @staticmethod
     def _seeds(slot_event: np.ndarray, slot_class: np.ndarray, slot_partner: np.ndarray, probabilities: np.ndarray,
@@ -314,8 +333,11 @@ class NeuralGenerator:
         """Raw event quantities of events whose truth sets are padded to ``length``."""
         model, objective = self.model, self.objective
         tokens, mask, truth_event = self._tensors(*truth_inputs(truth, self.norm, length))
+        labels = None
+        if model.arch.partner_tokens:
+            (labels,) = self._tensors(padded_labels(truth.pairing, truth.offsets, np.arange(len(truth)), length))
         with self._precision():
-            condition = model.event.condition(tokens, mask, truth_event)
+            condition = model.event.condition(tokens, mask, truth_event, labels)
             events = sample(lambda x, t: objective.velocity(model.event(x, t, condition).float(), x, t),
                             self._tensors(noise)[0], objective.path, self.solver, self.steps)
         return unstandardise(events.cpu().numpy(), self.norm.event_mean, self.norm.event_std)
@@ -340,8 +362,12 @@ class NeuralGenerator:
             one_hot, slot_mask, standardise(raw, norm.event_mean, norm.event_std), padded["anchor"],
             padded["paired"], padded["seeded"], padded["noise"])
         start = model.pfc.source(noise, anchor, anchored, seeded)
+        labels = None
+        if model.arch.partner_tokens:
+            (labels,) = self._tensors(padded_labels(truth.pairing, truth.offsets, np.arange(len(truth)), truth_length))
         with self._precision():
-            cache = model.pfc.cache(*(encoded or model.pfc.truth(tokens, mask, truth_event)), truth_event, pfc_event)
+            cache = model.pfc.cache(*(encoded or model.pfc.truth(tokens, mask, truth_event)), truth_event, pfc_event,
+                                    labels)
             slots = model.pfc.slots(pfc_class, anchor, anchored, seeded)
             x = sample(lambda x, t: objective.velocity(model.pfc(x, t, slots, pfc_mask, cache).float(), x, t),
                        start, objective.path, self.solver, self.steps)

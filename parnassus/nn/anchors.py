@@ -33,6 +33,14 @@ categorical of its class; a seeded slot's direction starts at the seed's η and 
 in each (the card's, in ΔR units; :meth:`PFCNet.source`), its pT, vertex and charge from the noise, as does an
 unseeded slot. This is a latent-variable model, p(x | class) = Σ_j P(j | class) p(x | j, class):
 the flow learns where a candidate lies *given* its seed, which is where refsim puts merged and split clusters.
+
+The draws are a chain, p(labels | truth) p(event quantities, seeds | truth, labels) p(candidates | truth, labels,
+seeds): the event network, the seed head and the candidates' cross-attention read each truth particle's slot label
+(``Architecture.partner_tokens``; refsim's pairing in training). Without it (the models before the tenth session)
+the seeds and the candidates' energies were drawn independently of which truth particles got a candidate: in 200
+QCD 470-600 events, per truth jet (anti-kT 0.5, pT > 50 GeV) the pT of the paired and of the free candidates over
+the jet's truth pT correlated at -0.72 in refsim (energy a particle's candidate does not carry is carried by a free
+one) and at +0.01 to +0.10 in those models, whose jet response was 0.24 wide against refsim's 0.08.
 """
 
 from __future__ import annotations

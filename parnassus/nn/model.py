@@ -44,6 +44,11 @@ class Architecture:
     # standard deviation of a seeded source around its seed, per SEED_FEATURES (standardised units; training sets it
     # from the card's seed_noise in eta and phi and the features' spread)
     seed_spread: tuple[float, ...] = (0.3, 0.3, 0.3)
+    # anchored models: the event network, the seed head and the candidates' cross-attention read each truth
+    # particle's slot label (no candidate, or a candidate of class k: the partner head's draw when sampling,
+    # refsim's pairing in training), so a candidate knows which of its truth neighbours have no candidate of their
+    # own and whose energy it may carry. False: checkpoints made before it (the labels were not read)
+    partner_tokens: bool = False
 
     @property
     def anchored(self) -> bool:
@@ -52,6 +57,11 @@ class Architecture:
     @property
     def seeded(self) -> bool:
         return self.source == "seeded"
+
+    @property
+    def n_labels(self) -> int:
+        """Width of the slot-label one-hot the networks read (0 where they read none)."""
+        return 1 + self.n_classes if self.partner_tokens else 0
 
     @property
     def slot_features(self) -> int:
@@ -149,15 +159,19 @@ class EventNet(nn.Module):
         d = arch.event_dim
         self.arch = arch
         self.time = mlp(d, d, d)
-        self.truth = mlp(arch.n_particle_features + arch.n_classes, d, d)
+        self.truth = mlp(arch.n_particle_features + arch.n_classes + arch.n_labels, d, d)
         self.globals = mlp(arch.n_event_features, d, d)
         self.context = mlp(3 * d, d, d)
         self.embed = nn.Linear(arch.n_event_features, d)
         self.blocks = nn.ModuleList(ResidualBlock(d) for _ in range(arch.event_blocks))
         self.final = FinalLayer(d, arch.n_event_features)
 
-    def condition(self, truth: torch.Tensor, truth_mask: torch.Tensor, truth_event: torch.Tensor) -> torch.Tensor:
-        """The time-independent part of the context (computed once per event)."""
+    def condition(self, truth: torch.Tensor, truth_mask: torch.Tensor, truth_event: torch.Tensor,
+                  labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The time-independent part of the context (computed once per event); ``labels`` (B, Lt): each truth
+        particle's slot label, read where the architecture has ``partner_tokens``."""
+        if self.arch.partner_tokens:
+            truth = torch.cat([truth, F.one_hot(labels, self.arch.n_labels).to(truth.dtype)], dim=-1)
         return torch.cat([masked_mean(self.truth(truth), truth_mask), self.globals(truth_event)], dim=-1)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
@@ -243,6 +257,11 @@ class PFCNet(nn.Module):
         # seeded models: per truth token (the global one: "no seed") and candidate class, the logit of seeding a
         # candidate without a partner
         self.seed = nn.Linear(d, arch.n_classes) if arch.seeded else None
+        # partner_tokens: an embedding of each truth particle's slot label added to its token after the partner head
+        # (zero at the start: the model begins as one that does not read them)
+        self.label = nn.Embedding(arch.n_labels, d) if arch.partner_tokens else None
+        if self.label is not None:
+            nn.init.zeros_(self.label.weight)
         if arch.seeded:  # the columns a seed gives (SEED_FEATURES) and their start spread, 0 on the other features
             self.seed_columns = [PARTICLE_FEATURES.index(name) for name in SEED_FEATURES]
             spread = torch.zeros(len(PARTICLE_FEATURES))
@@ -250,23 +269,33 @@ class PFCNet(nn.Module):
             self.register_buffer("direction_spread", spread, persistent=False)  # derived from arch: not saved
 
     def encode(self, truth: torch.Tensor, truth_mask: torch.Tensor, truth_event: torch.Tensor,
-               pfc_event: torch.Tensor) -> TruthCache:
-        return self.cache(*self.truth(truth, truth_mask, truth_event), truth_event, pfc_event)
+               pfc_event: torch.Tensor, labels: torch.Tensor | None = None) -> TruthCache:
+        return self.cache(*self.truth(truth, truth_mask, truth_event), truth_event, pfc_event, labels)
 
-    def cache(self, tokens: torch.Tensor, mask: torch.Tensor, truth_event: torch.Tensor, pfc_event: torch.Tensor
-              ) -> TruthCache:
-        """The :class:`TruthCache` of truth tokens already encoded by :attr:`truth` (with their mask)."""
-        return TruthCache([block.keys_values(tokens) for block in self.blocks], mask,
+    def cache(self, tokens: torch.Tensor, mask: torch.Tensor, truth_event: torch.Tensor, pfc_event: torch.Tensor,
+              labels: torch.Tensor | None = None) -> TruthCache:
+        """The :class:`TruthCache` of truth tokens already encoded by :attr:`truth` (with their mask); the
+        candidates' cross-attention reads them with their slot ``labels`` (:meth:`labelled`)."""
+        return TruthCache([block.keys_values(self.labelled(tokens, labels)) for block in self.blocks], mask,
                           self.globals(torch.cat([truth_event, pfc_event], dim=-1)), tokens)
+
+    def labelled(self, tokens: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """The encoded truth tokens (global token first) plus the embedding of each truth particle's slot label
+        (B, Lt), where the architecture has ``partner_tokens``; the tokens themselves otherwise."""
+        if self.label is None:
+            return tokens
+        embedded = self.label(labels).to(tokens.dtype)
+        return tokens + torch.cat([torch.zeros_like(embedded[:, :1]), embedded], dim=1)
 
     def partner_logits(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, Lt, 1 + classes) logits of each truth particle's slot, from the encoded truth tokens."""
         return self.partner(tokens[:, 1:])
 
-    def seed_logits(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def seed_logits(self, tokens: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor | None = None
+                    ) -> torch.Tensor:
         """(B, 1 + Lt, classes) logits of seeding a candidate of each class by each truth token (the global token
-        first: no seed); -inf at padding tokens."""
-        logits = self.seed(tokens)
+        first: no seed) given the truth particles' slot ``labels`` (:meth:`labelled`); -inf at padding tokens."""
+        logits = self.seed(self.labelled(tokens, labels))
         return logits.masked_fill(~mask[..., None], float("-inf"))
 
     def start_spread(self, anchored: torch.Tensor, seeded: torch.Tensor) -> torch.Tensor:
