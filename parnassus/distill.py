@@ -183,9 +183,10 @@ def distill(card: Card, resume: bool = False, device: str | None = None, progres
     student = copy.deepcopy(teacher).train()
     for parameter in student.parameters():
         parameter.requires_grad_(True)
-    if student.arch.anchored:  # the partner (and seed) heads and the truth encoder they read stay the teacher's:
-        # the same slots
+    if student.arch.anchored:  # the partner (and seed) heads and the truth encoder (and slot labels) they read stay
+        # the teacher's: the same slots
         heads = [student.pfc.truth, student.pfc.partner] + ([student.pfc.seed] if student.arch.seeded else [])
+        heads += [student.pfc.label] if student.arch.partner_tokens else []
         for parameter in [p for head in heads for p in head.parameters()]:
             parameter.requires_grad_(False)
     trainable = [parameter for parameter in student.parameters() if parameter.requires_grad]

@@ -164,11 +164,12 @@ def test_an_anchored_teacher_is_distilled_from_its_anchored_trajectories(tmp_pat
         assert torch.allclose(spread, torch.as_tensor(0.2 / std, dtype=spread.dtype))
     pulls = distance[free][:, direction] / spread
     assert float(distance[free][:, direction].max()) > 8 * 0.1 and float(pulls.max()) < 8
-    # the partner (and seed) head and the truth encoder they read are the teacher's (the student draws the same slots);
-    # the rest learned
+    # the partner (and seed) head, the truth encoder and the slot labels they read are the teacher's (the student
+    # draws the same slots); the rest learned
     weights = {name: (value, teacher.model.state_dict()[name]) for name, value in student.model.state_dict().items()}
-    frozen = ("pfc.truth.", "pfc.partner.", "pfc.seed.")
+    frozen = ("pfc.truth.", "pfc.partner.", "pfc.seed.", "pfc.label.")
     assert all(torch.equal(*weights[name]) for name in weights if name.startswith(frozen))
+    assert "pfc.label.weight" in weights
     assert any(name.startswith("pfc.seed.") for name in weights) == (source == "seeded")
     assert not torch.equal(*weights["pfc.blocks.0.qkv.weight"])
     run(load_card(path), EXAMPLE, tmp_path / "student.root", max_events=4, progress=False)
