@@ -11,7 +11,8 @@ refsim's candidates (``--pairs``, paired as training pairs them: :func:`parnassu
 candidates and partner draws of each anchored or seeded model (``--card``) on the same truth events (``--truth``).
 In refsim a particle whose energy its own candidate does not carry (merged clusters, calorimeter excess) has it
 carried by a free candidate: the two shares anticorrelate and the sum is tight. Printed per source: the mean ±
-standard deviation of each share, their correlation and the sum.
+standard deviation and the 5, 25, 50, 75 and 95% quantiles of each share and of the sum, and the shares'
+correlation.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from parnassus.nn.data import ParticleSets, load_pairs
 
 vector.register_awkward()
 JET_PT_MIN, JET_ETA_MAX, RADIUS = 50.0, 2.0, 0.5
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 
 def shares(truth: ParticleSets, truth_label: np.ndarray, features: np.ndarray, pt: np.ndarray,
@@ -73,7 +75,8 @@ def report(name: str, found: dict[str, np.ndarray]) -> None:
     paired, free = found["paired"], found["free"]
     print(f"{name}: {len(paired)} jets")
     for key, values in (*found.items(), ("paired + free", paired + free)):
-        print(f"  {key:16s} {values.mean():.3f} ± {values.std():.3f}")
+        quantiles = " ".join(f"{q:.3f}" for q in np.quantile(values, QUANTILES))
+        print(f"  {key:16s} {values.mean():.3f} ± {values.std():.3f}   quantiles {quantiles}")
     print(f"  correlation of paired and free {np.corrcoef(paired, free)[0, 1]:+.2f}")
 
 

@@ -68,11 +68,17 @@ def architecture(card: Card, norm: Normalisation | None = None) -> Architecture:
     m = card.model
     std = dict(zip(PARTICLE_FEATURES, norm.pfc_std, strict=True)) if norm is not None else {}
     seed_spread = tuple(float(m.seed_noise / std.get(name, 1.0)) for name in SEED_FEATURES)
+    anchored = m.source in ("anchored", "seeded")
+    direction_norm = ()  # anchored models attend locally around their slots' anchors (model.Locality)
+    if anchored and norm is not None:
+        columns = [PARTICLE_FEATURES.index(name) for name in ("eta", "sin_phi", "cos_phi")]
+        sets = ((norm.truth_mean, norm.truth_std), (norm.pfc_mean, norm.pfc_std))
+        direction_norm = tuple(float(v) for mean, sd in sets for column in columns for v in (mean[column], sd[column]))
     return Architecture(kind=m.kind, dim=m.dim, blocks=m.blocks, heads=m.heads, event_dim=m.event_dim,
                         event_blocks=m.event_blocks, truth_blocks=m.truth_blocks,
                         n_particle_features=len(PARTICLE_FEATURES), n_event_features=len(EVENT_FEATURES),
                         n_classes=N_CLASSES, source=m.source, anchor_noise=m.anchor_noise,
-                        seed_spread=seed_spread, partner_tokens=m.source in ("anchored", "seeded"))
+                        seed_spread=seed_spread, partner_tokens=anchored, direction_norm=direction_norm)
 
 
 def regression_loss(output: torch.Tensor, target: torch.Tensor, kind: str, mask: torch.Tensor | None = None,

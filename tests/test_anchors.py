@@ -302,3 +302,35 @@ def test_anchored_networks_read_each_truth_particle_s_slot_label(tmp_path, pairs
     assert torch.equal(outputs[0][3], outputs[1][3])
     seeds_before, seeds_after = outputs[0][1], outputs[1][1]
     assert torch.equal(seeds_before[:, :4], seeds_after[:, :4])  # only the relabelled token's seed logits move
+
+
+def test_local_attention_biases_follow_the_delta_r_of_the_slots_anchors():
+    from parnassus.nn.model import LOCAL_WIDTHS, Architecture, Parnassus
+
+    # truth features standardised with mean 0 and std 1 in eta, sin phi and cos phi: the raw values themselves
+    arch = Architecture(kind="flow", dim=16, blocks=2, heads=4, event_dim=16, event_blocks=1, truth_blocks=1,
+                        n_particle_features=len(PARTICLE_FEATURES), n_event_features=8, n_classes=5, source="seeded",
+                        partner_tokens=True, direction_norm=(0.0, 1.0) * 6)
+    assert Parnassus(arch.__class__(**{**arch.__dict__, "direction_norm": ()})).pfc.locality is None  # old models
+    pfc = Parnassus(arch).pfc
+    eta, phi = torch.tensor([0.0, 0.1, 2.0]), torch.tensor([3.1, -3.1, 0.0])  # the first two 0.1 apart, across pi
+    truth = torch.zeros(1, 3, len(PARTICLE_FEATURES) + 5)
+    truth[0, :, 1], truth[0, :, 2], truth[0, :, 3] = eta, torch.sin(phi), torch.cos(phi)
+    slots = torch.zeros(1, 3, arch.slot_features)  # a slot partnered with truth 0, one seeded at truth 2, one free
+    slots[0, 0, 5:5 + len(PARTICLE_FEATURES)], slots[0, 0, 5 + len(PARTICLE_FEATURES)] = truth[0, 0, :8], 1.0
+    slots[0, 1, 5:5 + len(PARTICLE_FEATURES)], slots[0, 1, 6 + len(PARTICLE_FEATURES)] = truth[0, 2, :8], 1.0
+    between, to_truth = pfc.locality.distances(truth, slots)
+    expected = torch.tensor([0.0, 0.1**2 + (2 * torch.pi - 6.2) ** 2, 4.0 + 3.1**2])
+    assert torch.allclose(to_truth[0, 0], torch.cat([torch.zeros(1), expected]), atol=1e-5)  # global token: 0
+    assert torch.equal(to_truth[0, 2], torch.zeros(4)) and torch.equal(between[0, 2], torch.zeros(3))  # free slot
+    assert torch.allclose(between[0, 0, 1], expected[2], atol=1e-5)
+    self_bias, cross_bias = pfc.locality.biases((between, to_truth), 0)
+    # the first head is the most local: the neighbour 0.1 away weighs exp(-0.5 (0.1 / 0.03)^2) of the anchor itself
+    assert cross_bias.shape == (1, 4, 3, 4) and self_bias.shape == (1, 4, 3, 3)
+    with torch.no_grad():
+        assert torch.allclose(cross_bias[0, 0, 0, 2], -0.5 * expected[1] / LOCAL_WIDTHS[0] ** 2, rtol=1e-4)
+        assert float(cross_bias[0, 0, 0, 1]) == 0.0 and float(cross_bias[0, 3, 0, 3]) > -1.0  # the last head ~global
+    # the truth encoder's bias: symmetric, none at the global token
+    truth_bias = pfc.truth.locality.truth_bias(truth)
+    assert truth_bias.shape == (1, 4, 4, 4) and torch.equal(truth_bias[0, :, 0], torch.zeros(4, 4))
+    assert torch.allclose(truth_bias, truth_bias.transpose(-1, -2))

@@ -367,7 +367,7 @@ class NeuralGenerator:
             (labels,) = self._tensors(padded_labels(truth.pairing, truth.offsets, np.arange(len(truth)), truth_length))
         with self._precision():
             cache = model.pfc.cache(*(encoded or model.pfc.truth(tokens, mask, truth_event)), truth_event, pfc_event,
-                                    labels)
+                                    labels, tokens)
             slots = model.pfc.slots(pfc_class, anchor, anchored, seeded)
             x = sample(lambda x, t: objective.velocity(model.pfc(x, t, slots, pfc_mask, cache).float(), x, t),
                        start, objective.path, self.solver, self.steps)

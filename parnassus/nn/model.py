@@ -24,6 +24,10 @@ from torch import nn
 
 from parnassus.nn.features import PARTICLE_FEATURES, SEED_FEATURES
 
+# Locality: the starting widths (Delta R) of the local heads' attention, the last head's (nearly global)
+LOCAL_WIDTHS = (0.03, 0.1, 0.3)
+GLOBAL_WIDTH = 3.0
+
 
 @dataclass
 class Architecture:
@@ -49,6 +53,12 @@ class Architecture:
     # refsim's pairing in training), so a candidate knows which of its truth neighbours have no candidate of their
     # own and whose energy it may carry. False: checkpoints made before it (the labels were not read)
     partner_tokens: bool = False
+    # anchored models: attention with a locality bias (:class:`Locality`): a slot with a partner or seed attends to
+    # the truth particles and slots near its anchor in (eta, phi) with a learned width per head. The means and
+    # standard deviations of eta, sin phi and cos phi of the truth and then of the candidate features (12 numbers,
+    # from the training normalisation), with which the network reads raw directions; empty: no bias (checkpoints
+    # before the tenth session)
+    direction_norm: tuple[float, ...] = ()
 
     @property
     def anchored(self) -> bool:
@@ -57,6 +67,10 @@ class Architecture:
     @property
     def seeded(self) -> bool:
         return self.source == "seeded"
+
+    @property
+    def local(self) -> bool:
+        return len(self.direction_norm) > 0
 
     @property
     def n_labels(self) -> int:
@@ -136,16 +150,23 @@ class TruthEncoder(nn.Module):
         self.global_token = mlp(arch.n_event_features, d, d)
         layer = nn.TransformerEncoderLayer(d, arch.heads, 2 * d, dropout=0.0, batch_first=True, norm_first=True)
         self.layers = nn.TransformerEncoder(layer, arch.truth_blocks, enable_nested_tensor=False)
+        self.locality = Locality(arch, 1) if arch.local else None
 
     def forward(self, truth: torch.Tensor, truth_mask: torch.Tensor, truth_event: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         tokens = torch.cat([self.global_token(truth_event)[:, None, :], self.embed(truth)], dim=1)
         mask = torch.cat([torch.ones_like(truth_mask[:, :1]), truth_mask], dim=1)
+        bias = None
+        if self.locality is not None:  # local models: a locality bias between truth particles, per head
+            bias = self.locality.truth_bias(truth).masked_fill(~mask[:, None, None, :], float("-inf"))
+            bias = bias.flatten(0, 1).to(tokens.dtype)  # (B * heads, 1 + Lt, 1 + Lt), as the layers take it
         # the layers as in training (attention by F.scaled_dot_product_attention), not torch's inference "fast
         # path": on the CPU its masked softmax over all truth pairs took 36% of a 2-step student's network time
         fast_path = torch.backends.mha.get_fastpath_enabled()
         torch.backends.mha.set_fastpath_enabled(False)
         try:
+            if bias is not None:
+                return self.layers(tokens, mask=bias), mask
             return self.layers(tokens, src_key_padding_mask=~mask), mask
         finally:
             torch.backends.mha.set_fastpath_enabled(fast_path)
@@ -182,6 +203,76 @@ class EventNet(nn.Module):
         return self.final(h, c)
 
 
+def with_bias(allowed: torch.Tensor, biases: tuple[torch.Tensor, torch.Tensor] | None, which: int,
+              dtype: torch.dtype) -> torch.Tensor:
+    """The attention mask: ``allowed`` (boolean) as it is, or with ``biases[which]`` added where allowed (-inf
+    elsewhere)."""
+    if biases is None:
+        return allowed
+    bias = biases[which].to(dtype)
+    return bias.masked_fill(~allowed, float("-inf"))
+
+
+def delta_r2(eta_a: torch.Tensor, phi_a: torch.Tensor, eta_b: torch.Tensor, phi_b: torch.Tensor) -> torch.Tensor:
+    """(B, La, Lb) squared Delta R between two sets of directions (B, La) and (B, Lb)."""
+    dphi = torch.remainder(phi_a[:, :, None] - phi_b[:, None, :] + math.pi, 2 * math.pi) - math.pi
+    return (eta_a[:, :, None] - eta_b[:, None, :]) ** 2 + dphi**2
+
+
+class Locality(nn.Module):
+    """Attention biases -exp(λ_h) ΔR² per head between the anchors of the candidate slots (their truth partner's or
+    seed's direction) and the truth particles, and between anchors (and, in the truth encoder, between truth
+    particles): a head can attend to what lies within a few
+    calorimeter cells of a slot's anchor (refsim merges photons within ECAL cells of 0.0174 and hadrons within
+    HCAL towers of 0.087, a percent of the features' spread, which attention on the features alone hardly resolves).
+    Slots without an anchor and the global truth token get no bias. The widths start spread from
+    :data:`LOCAL_WIDTHS` (the last head nearly global) and are learned, per block and per attention."""
+
+    def __init__(self, arch: Architecture, attentions: int = 2):
+        super().__init__()
+        widths = torch.tensor(LOCAL_WIDTHS[:arch.heads - 1] + (GLOBAL_WIDTH,) * max(arch.heads - len(LOCAL_WIDTHS), 1))
+        # (blocks, attentions, heads): the candidates' self- and cross-attention per block; the truth encoder's one
+        self.log_strength = nn.Parameter(torch.log(0.5 / widths[:arch.heads] ** 2).repeat(arch.blocks, attentions, 1))
+        norm = torch.tensor(arch.direction_norm, dtype=torch.float32).view(2, 3, 2)  # truth/pfc, eta/sin/cos, mean/std
+        self.register_buffer("norm", norm, persistent=False)  # derived from arch: not saved
+        self.n_classes, self.n_features, self.seeded = arch.n_classes, arch.n_particle_features, arch.seeded
+
+    def direction(self, standardised: torch.Tensor, which: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(eta, phi) from standardised features (columns 1-3: eta, sin phi, cos phi) of the truth (0) or candidate
+        (1) normalisation."""
+        raw = standardised[..., 1:4].float() * self.norm[which, :, 1] + self.norm[which, :, 0]
+        return raw[..., 0], torch.atan2(raw[..., 1], raw[..., 2])
+
+    def distances(self, truth: torch.Tensor, slots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ΔR² between slot anchors (B, Lp, Lp), ΔR² from slot anchors to truth tokens (B, Lp, 1 + Lt)), 0 where a
+        slot has no anchor and at the global token. ``truth``: the truth network input (standardised features
+        first); ``slots``: :meth:`PFCNet.slots`."""
+        k, f = self.n_classes, self.n_features
+        anchor = slots[..., k:k + f]
+        located = slots[..., k + f] > 0.5
+        if self.seeded:
+            located = located | (slots[..., k + f + 1] > 0.5)
+        slot_eta, slot_phi = self.direction(anchor, 1)
+        truth_eta, truth_phi = self.direction(truth, 0)
+        to_truth = delta_r2(slot_eta, slot_phi, truth_eta, truth_phi) * located[..., None]
+        to_truth = torch.cat([torch.zeros_like(to_truth[:, :, :1]), to_truth], dim=-1)
+        between = delta_r2(slot_eta, slot_phi, slot_eta, slot_phi) * (located[:, :, None] & located[:, None, :])
+        return between, to_truth
+
+    def truth_bias(self, truth: torch.Tensor) -> torch.Tensor:
+        """(B, heads, 1 + Lt, 1 + Lt) the truth encoder's bias between truth particles (none at the global token;
+        the first block's strengths: the encoder's layers share one mask)."""
+        eta, phi = self.direction(truth, 0)
+        distance = torch.nn.functional.pad(delta_r2(eta, phi, eta, phi), (1, 0, 1, 0))
+        return -torch.exp(self.log_strength[0, 0])[None, :, None, None] * distance[:, None]
+
+    def biases(self, distances: tuple[torch.Tensor, torch.Tensor], block: int
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        strength = torch.exp(self.log_strength[block])  # (2, heads)
+        return tuple(-strength[which][None, :, None, None] * distance[:, None]
+                     for which, distance in enumerate(distances))
+
+
 class CrossAttentionBlock(nn.Module):
     """CA-DiT block: adaLN-zero self-attention, cross-attention to the truth tokens, MLP."""
 
@@ -210,17 +301,19 @@ class CrossAttentionBlock(nn.Module):
         return self._split(key), self._split(value)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor, mask: torch.Tensor, truth_kv: tuple[torch.Tensor, torch.Tensor],
-                truth_mask: torch.Tensor) -> torch.Tensor:
+                truth_mask: torch.Tensor, biases: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """``biases``: (B, heads, Lp, Lp) and (B, heads, Lp, 1 + Lt) added to the self- and cross-attention logits."""
         s1, m1, g1, s2, m2, g2, s3, m3, g3 = self.ada(c)[:, None, :].chunk(9, dim=-1)
         h = self.norms[0](x) * (1 + m1) + s1
         q, k, v = (self._split(part) for part in self.qkv(h).chunk(3, dim=-1))
         # every token may attend to itself, so padding rows stay finite and never poison valid rows
         allowed = mask[:, None, None, :] | torch.eye(mask.shape[1], dtype=torch.bool, device=mask.device)
-        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=with_bias(allowed, biases, 0, q.dtype))
         x = x + g1 * self.self_out(self._merge(attended))
         h = self.norms[1](x) * (1 + m2) + s2
-        attended = F.scaled_dot_product_attention(self._split(self.query(h)), *truth_kv,
-                                                  attn_mask=truth_mask[:, None, None, :])
+        query = self._split(self.query(h))
+        attended = F.scaled_dot_product_attention(query, *truth_kv, attn_mask=with_bias(
+            truth_mask[:, None, None, :], biases, 1, query.dtype))
         x = x + g2 * self.cross_out(self._merge(attended))
         h = self.norms[2](x) * (1 + m3) + s3
         return x + g3 * self.mlp(h)
@@ -234,6 +327,7 @@ class TruthCache:
     mask: torch.Tensor
     globals: torch.Tensor
     tokens: torch.Tensor  # the encoded truth tokens (global token first)
+    truth: torch.Tensor | None = None  # the truth network input (local models: where the truth particles lie)
 
 
 class PFCNet(nn.Module):
@@ -262,6 +356,7 @@ class PFCNet(nn.Module):
         self.label = nn.Embedding(arch.n_labels, d) if arch.partner_tokens else None
         if self.label is not None:
             nn.init.zeros_(self.label.weight)
+        self.locality = Locality(arch) if arch.local else None
         if arch.seeded:  # the columns a seed gives (SEED_FEATURES) and their start spread, 0 on the other features
             self.seed_columns = [PARTICLE_FEATURES.index(name) for name in SEED_FEATURES]
             spread = torch.zeros(len(PARTICLE_FEATURES))
@@ -270,14 +365,15 @@ class PFCNet(nn.Module):
 
     def encode(self, truth: torch.Tensor, truth_mask: torch.Tensor, truth_event: torch.Tensor,
                pfc_event: torch.Tensor, labels: torch.Tensor | None = None) -> TruthCache:
-        return self.cache(*self.truth(truth, truth_mask, truth_event), truth_event, pfc_event, labels)
+        return self.cache(*self.truth(truth, truth_mask, truth_event), truth_event, pfc_event, labels, truth)
 
     def cache(self, tokens: torch.Tensor, mask: torch.Tensor, truth_event: torch.Tensor, pfc_event: torch.Tensor,
-              labels: torch.Tensor | None = None) -> TruthCache:
+              labels: torch.Tensor | None = None, truth: torch.Tensor | None = None) -> TruthCache:
         """The :class:`TruthCache` of truth tokens already encoded by :attr:`truth` (with their mask); the
-        candidates' cross-attention reads them with their slot ``labels`` (:meth:`labelled`)."""
+        candidates' cross-attention reads them with their slot ``labels`` (:meth:`labelled`); local models need
+        the ``truth`` input they were encoded from."""
         return TruthCache([block.keys_values(self.labelled(tokens, labels)) for block in self.blocks], mask,
-                          self.globals(torch.cat([truth_event, pfc_event], dim=-1)), tokens)
+                          self.globals(torch.cat([truth_event, pfc_event], dim=-1)), tokens, truth)
 
     def labelled(self, tokens: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """The encoded truth tokens (global token first) plus the embedding of each truth particle's slot label
@@ -344,8 +440,10 @@ class PFCNet(nn.Module):
         c = self.context(torch.cat([self.time(timestep_embedding(t, self.arch.dim)), cache.globals], dim=-1))
         inputs = [x, slots, self.relative(x, slots)] if self.arch.seeded else [x, slots]
         h = self.embed(torch.cat(inputs, dim=-1))
-        for block, kv in zip(self.blocks, cache.kv, strict=True):
-            h = block(h, c, pfc_mask, kv, cache.mask)
+        distances = self.locality.distances(cache.truth, slots) if self.locality is not None else None
+        for number, (block, kv) in enumerate(zip(self.blocks, cache.kv, strict=True)):
+            biases = self.locality.biases(distances, number) if distances is not None else None
+            h = block(h, c, pfc_mask, kv, cache.mask, biases)
         return self.final(h, c)
 
 
