@@ -24,7 +24,7 @@ from torch import nn
 
 from parnassus.nn.features import PARTICLE_FEATURES, SEED_FEATURES
 
-# Locality: the starting widths (Delta R) of the local heads' attention, the last head's (nearly global)
+# Locality: the widths (Delta R) of the local heads' attention, and of the others (nearly global)
 LOCAL_WIDTHS = (0.03, 0.1, 0.3)
 GLOBAL_WIDTH = 3.0
 
@@ -150,7 +150,7 @@ class TruthEncoder(nn.Module):
         self.global_token = mlp(arch.n_event_features, d, d)
         layer = nn.TransformerEncoderLayer(d, arch.heads, 2 * d, dropout=0.0, batch_first=True, norm_first=True)
         self.layers = nn.TransformerEncoder(layer, arch.truth_blocks, enable_nested_tensor=False)
-        self.locality = Locality(arch, 1) if arch.local else None
+        self.locality = Locality(arch) if arch.local else None
 
     def forward(self, truth: torch.Tensor, truth_mask: torch.Tensor, truth_event: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -203,14 +203,10 @@ class EventNet(nn.Module):
         return self.final(h, c)
 
 
-def with_bias(allowed: torch.Tensor, biases: tuple[torch.Tensor, torch.Tensor] | None, which: int,
-              dtype: torch.dtype) -> torch.Tensor:
-    """The attention mask: ``allowed`` (boolean) as it is, or with ``biases[which]`` added where allowed (-inf
-    elsewhere)."""
-    if biases is None:
-        return allowed
-    bias = biases[which].to(dtype)
-    return bias.masked_fill(~allowed, float("-inf"))
+def self_allowed(mask: torch.Tensor) -> torch.Tensor:
+    """(B, 1, L, L) which candidate slots each may attend to: the valid ones, and itself (so padding rows stay finite
+    and never poison valid rows)."""
+    return mask[:, None, None, :] | torch.eye(mask.shape[1], dtype=torch.bool, device=mask.device)
 
 
 def delta_r2(eta_a: torch.Tensor, phi_a: torch.Tensor, eta_b: torch.Tensor, phi_b: torch.Tensor) -> torch.Tensor:
@@ -220,21 +216,21 @@ def delta_r2(eta_a: torch.Tensor, phi_a: torch.Tensor, eta_b: torch.Tensor, phi_
 
 
 class Locality(nn.Module):
-    """Attention biases -exp(λ_h) ΔR² per head between the anchors of the candidate slots (their truth partner's or
+    """Attention biases -ΔR² / (2 w_h²) per head between the anchors of the candidate slots (their truth partner's or
     seed's direction) and the truth particles, and between anchors (and, in the truth encoder, between truth
-    particles): a head can attend to what lies within a few
-    calorimeter cells of a slot's anchor (refsim merges photons within ECAL cells of 0.0174 and hadrons within
-    HCAL towers of 0.087, a percent of the features' spread, which attention on the features alone hardly resolves).
-    Slots without an anchor and the global truth token get no bias. The widths start spread from
-    :data:`LOCAL_WIDTHS` (the last head nearly global) and are learned, per block and per attention."""
+    particles): a head can attend to what lies within a few calorimeter cells of a slot's anchor (refsim merges
+    photons within ECAL cells of 0.0174 and hadrons within HCAL towers of 0.087, a percent of the features' spread,
+    which attention on the features alone hardly resolves). Slots without an anchor and the global truth token get
+    no bias. The widths w_h are fixed (ALiBi-like): :data:`LOCAL_WIDTHS`, then nearly global heads; the biases do
+    not depend on time or on the blocks, so they are computed once per network call, without gradients."""
 
-    def __init__(self, arch: Architecture, attentions: int = 2):
+    def __init__(self, arch: Architecture):
         super().__init__()
-        widths = torch.tensor(LOCAL_WIDTHS[:arch.heads - 1] + (GLOBAL_WIDTH,) * max(arch.heads - len(LOCAL_WIDTHS), 1))
-        # (blocks, attentions, heads): the candidates' self- and cross-attention per block; the truth encoder's one
-        self.log_strength = nn.Parameter(torch.log(0.5 / widths[:arch.heads] ** 2).repeat(arch.blocks, attentions, 1))
+        widths = LOCAL_WIDTHS[:arch.heads - 1] + (GLOBAL_WIDTH,) * max(arch.heads - len(LOCAL_WIDTHS), 1)
+        strength = torch.tensor([0.5 / width**2 for width in widths[:arch.heads]])
         norm = torch.tensor(arch.direction_norm, dtype=torch.float32).view(2, 3, 2)  # truth/pfc, eta/sin/cos, mean/std
-        self.register_buffer("norm", norm, persistent=False)  # derived from arch: not saved
+        self.register_buffer("strength", strength, persistent=False)  # derived from arch: not saved
+        self.register_buffer("norm", norm, persistent=False)
         self.n_classes, self.n_features, self.seeded = arch.n_classes, arch.n_particle_features, arch.seeded
 
     def direction(self, standardised: torch.Tensor, which: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -243,10 +239,11 @@ class Locality(nn.Module):
         raw = standardised[..., 1:4].float() * self.norm[which, :, 1] + self.norm[which, :, 0]
         return raw[..., 0], torch.atan2(raw[..., 1], raw[..., 2])
 
-    def distances(self, truth: torch.Tensor, slots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(ΔR² between slot anchors (B, Lp, Lp), ΔR² from slot anchors to truth tokens (B, Lp, 1 + Lt)), 0 where a
-        slot has no anchor and at the global token. ``truth``: the truth network input (standardised features
-        first); ``slots``: :meth:`PFCNet.slots`."""
+    @torch.no_grad()
+    def biases(self, truth: torch.Tensor, slots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """((B, heads, Lp, Lp) between slot anchors, (B, heads, Lp, 1 + Lt) from slot anchors to the truth tokens),
+        0 where a slot has no anchor and at the global token. ``truth``: the truth network input (standardised
+        features first); ``slots``: :meth:`PFCNet.slots`."""
         k, f = self.n_classes, self.n_features
         anchor = slots[..., k:k + f]
         located = slots[..., k + f] > 0.5
@@ -255,22 +252,16 @@ class Locality(nn.Module):
         slot_eta, slot_phi = self.direction(anchor, 1)
         truth_eta, truth_phi = self.direction(truth, 0)
         to_truth = delta_r2(slot_eta, slot_phi, truth_eta, truth_phi) * located[..., None]
-        to_truth = torch.cat([torch.zeros_like(to_truth[:, :, :1]), to_truth], dim=-1)
+        to_truth = F.pad(to_truth, (1, 0))
         between = delta_r2(slot_eta, slot_phi, slot_eta, slot_phi) * (located[:, :, None] & located[:, None, :])
-        return between, to_truth
+        return tuple(-self.strength[None, :, None, None] * distance[:, None] for distance in (between, to_truth))
 
+    @torch.no_grad()
     def truth_bias(self, truth: torch.Tensor) -> torch.Tensor:
-        """(B, heads, 1 + Lt, 1 + Lt) the truth encoder's bias between truth particles (none at the global token;
-        the first block's strengths: the encoder's layers share one mask)."""
+        """(B, heads, 1 + Lt, 1 + Lt) the truth encoder's bias between truth particles (none at the global token)."""
         eta, phi = self.direction(truth, 0)
-        distance = torch.nn.functional.pad(delta_r2(eta, phi, eta, phi), (1, 0, 1, 0))
-        return -torch.exp(self.log_strength[0, 0])[None, :, None, None] * distance[:, None]
-
-    def biases(self, distances: tuple[torch.Tensor, torch.Tensor], block: int
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-        strength = torch.exp(self.log_strength[block])  # (2, heads)
-        return tuple(-strength[which][None, :, None, None] * distance[:, None]
-                     for which, distance in enumerate(distances))
+        distance = F.pad(delta_r2(eta, phi, eta, phi), (1, 0, 1, 0))
+        return -self.strength[None, :, None, None] * distance[:, None]
 
 
 class CrossAttentionBlock(nn.Module):
@@ -301,19 +292,20 @@ class CrossAttentionBlock(nn.Module):
         return self._split(key), self._split(value)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor, mask: torch.Tensor, truth_kv: tuple[torch.Tensor, torch.Tensor],
-                truth_mask: torch.Tensor, biases: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-        """``biases``: (B, heads, Lp, Lp) and (B, heads, Lp, 1 + Lt) added to the self- and cross-attention logits."""
+                truth_mask: torch.Tensor, biased: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """``biased``: the float masks (B, heads, Lp, Lp) and (B, heads, Lp, 1 + Lt) of the self- and cross-attention
+        (:class:`Locality`'s biases, -inf where not allowed) instead of the boolean ones of ``mask`` and
+        ``truth_mask``."""
         s1, m1, g1, s2, m2, g2, s3, m3, g3 = self.ada(c)[:, None, :].chunk(9, dim=-1)
         h = self.norms[0](x) * (1 + m1) + s1
         q, k, v = (self._split(part) for part in self.qkv(h).chunk(3, dim=-1))
-        # every token may attend to itself, so padding rows stay finite and never poison valid rows
-        allowed = mask[:, None, None, :] | torch.eye(mask.shape[1], dtype=torch.bool, device=mask.device)
-        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=with_bias(allowed, biases, 0, q.dtype))
+        allowed = self_allowed(mask) if biased is None else biased[0].to(q.dtype)
+        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
         x = x + g1 * self.self_out(self._merge(attended))
         h = self.norms[1](x) * (1 + m2) + s2
         query = self._split(self.query(h))
-        attended = F.scaled_dot_product_attention(query, *truth_kv, attn_mask=with_bias(
-            truth_mask[:, None, None, :], biases, 1, query.dtype))
+        allowed = truth_mask[:, None, None, :] if biased is None else biased[1].to(query.dtype)
+        attended = F.scaled_dot_product_attention(query, *truth_kv, attn_mask=allowed)
         x = x + g2 * self.cross_out(self._merge(attended))
         h = self.norms[2](x) * (1 + m3) + s3
         return x + g3 * self.mlp(h)
@@ -440,10 +432,13 @@ class PFCNet(nn.Module):
         c = self.context(torch.cat([self.time(timestep_embedding(t, self.arch.dim)), cache.globals], dim=-1))
         inputs = [x, slots, self.relative(x, slots)] if self.arch.seeded else [x, slots]
         h = self.embed(torch.cat(inputs, dim=-1))
-        distances = self.locality.distances(cache.truth, slots) if self.locality is not None else None
-        for number, (block, kv) in enumerate(zip(self.blocks, cache.kv, strict=True)):
-            biases = self.locality.biases(distances, number) if distances is not None else None
-            h = block(h, c, pfc_mask, kv, cache.mask, biases)
+        biased = None
+        if self.locality is not None:  # the float masks of every block, once per call
+            between, to_truth = self.locality.biases(cache.truth, slots)
+            biased = (between.masked_fill(~self_allowed(pfc_mask), float("-inf")),
+                      to_truth.masked_fill(~cache.mask[:, None, None, :], float("-inf")))
+        for block, kv in zip(self.blocks, cache.kv, strict=True):
+            h = block(h, c, pfc_mask, kv, cache.mask, biased)
         return self.final(h, c)
 
 
