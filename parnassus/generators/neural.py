@@ -333,11 +333,8 @@ class NeuralGenerator:
         """Raw event quantities of events whose truth sets are padded to ``length``."""
         model, objective = self.model, self.objective
         tokens, mask, truth_event = self._tensors(*truth_inputs(truth, self.norm, length))
-        labels = None
-        if model.arch.partner_tokens:
-            (labels,) = self._tensors(padded_labels(truth.pairing, truth.offsets, np.arange(len(truth)), length))
         with self._precision():
-            condition = model.event.condition(tokens, mask, truth_event, labels)
+            condition = model.event.condition(tokens, mask, truth_event, self._slot_labels(truth, length))
             events = sample(lambda x, t: objective.velocity(model.event(x, t, condition).float(), x, t),
                             self._tensors(noise)[0], objective.path, self.solver, self.steps)
         return unstandardise(events.cpu().numpy(), self.norm.event_mean, self.norm.event_std)
@@ -362,9 +359,7 @@ class NeuralGenerator:
             one_hot, slot_mask, standardise(raw, norm.event_mean, norm.event_std), padded["anchor"],
             padded["paired"], padded["seeded"], padded["noise"])
         start = model.pfc.source(noise, anchor, anchored, seeded)
-        labels = None
-        if model.arch.partner_tokens:
-            (labels,) = self._tensors(padded_labels(truth.pairing, truth.offsets, np.arange(len(truth)), truth_length))
+        labels = self._slot_labels(truth, truth_length)
         with self._precision():
             cache = model.pfc.cache(*(encoded or model.pfc.truth(tokens, mask, truth_event)), truth_event, pfc_event,
                                     labels, tokens)
@@ -372,6 +367,13 @@ class NeuralGenerator:
             x = sample(lambda x, t: objective.velocity(model.pfc(x, t, slots, pfc_mask, cache).float(), x, t),
                        start, objective.path, self.solver, self.steps)
         return unstandardise(x.cpu().numpy()[slot_mask], norm.pfc_mean, norm.pfc_std)
+
+    def _slot_labels(self, truth: ParticleSets, length: int) -> torch.Tensor | None:
+        """Models that read the drawn slots (``partner_tokens``): the slot labels of ``truth`` (its ``pairing``),
+        padded to ``length``, on the device; None for the others."""
+        if not self.model.arch.partner_tokens:
+            return None
+        return self._tensors(padded_labels(truth.pairing, truth.offsets, np.arange(len(truth)), length))[0]
 
     def _precision(self) -> torch.autocast:
         """bf16 autocast of the network calls when the card asks for it (on any device), else a no-op."""

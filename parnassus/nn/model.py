@@ -54,7 +54,7 @@ class Architecture:
     # own and whose energy it may carry. False: checkpoints made before it (the labels were not read)
     partner_tokens: bool = False
     # anchored models: attention with a locality bias (:class:`Locality`): a slot with a partner or seed attends to
-    # the truth particles and slots near its anchor in (eta, phi) with a learned width per head. The means and
+    # the truth particles and slots near its anchor in (eta, phi), with a fixed width per head. The means and
     # standard deviations of eta, sin phi and cos phi of the truth and then of the candidate features (12 numbers,
     # from the training normalisation), with which the network reads raw directions; empty: no bias (checkpoints
     # before the tenth session)
@@ -364,7 +364,8 @@ class PFCNet(nn.Module):
         """The :class:`TruthCache` of truth tokens already encoded by :attr:`truth` (with their mask); the
         candidates' cross-attention reads them with their slot ``labels`` (:meth:`labelled`); local models need
         the ``truth`` input they were encoded from."""
-        return TruthCache([block.keys_values(self.labelled(tokens, labels)) for block in self.blocks], mask,
+        labelled = self.labelled(tokens, labels)
+        return TruthCache([block.keys_values(labelled) for block in self.blocks], mask,
                           self.globals(torch.cat([truth_event, pfc_event], dim=-1)), tokens, truth)
 
     def labelled(self, tokens: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
