@@ -81,7 +81,8 @@ def batch_trajectories(teacher: Parnassus, batch: Batch, objective: Objective, s
     noise = torch.randn(batch.pfc.shape, generator=generator).to(device)
     noise = teacher.pfc.source(noise, batch.anchor, batch.anchored, batch.seeded)  # as in training and sampling
     slots = teacher.pfc.slots(batch.pfc_class, batch.anchor, batch.anchored, batch.seeded)
-    pfc = trajectory(lambda x, t: teacher.pfc(x, t, slots, batch.pfc_mask, cache), noise, objective,
+    masks = teacher.pfc.attention_masks(slots, batch.pfc_mask, cache)
+    pfc = trajectory(lambda x, t: teacher.pfc(x, t, slots, batch.pfc_mask, cache, masks), noise, objective,
                      solver, steps, grid)
     return event, pfc
 
@@ -109,6 +110,8 @@ def distillation_losses(student: Parnassus, item: dict, grid: list[float], devic
                                batch.truth_label)
     weight = torch.where(batch.anchored, 1.0, free_slot_weight) if student.arch.anchored else 1.0
     mask = (batch.pfc_mask * weight).to(pfc.dtype)[..., None]
+    slots = student.pfc.slots(batch.pfc_class, batch.anchor, batch.anchored, batch.seeded)
+    masks = student.pfc.attention_masks(slots, batch.pfc_mask, cache)
     event_loss = pfc_loss = torch.zeros((), device=device)
     for i in range(len(grid) - 1):
         scale = 1.0 / (grid[i] - grid[i + 1])
@@ -116,9 +119,7 @@ def distillation_losses(student: Parnassus, item: dict, grid: list[float], devic
         target = (event[i] - event[i + 1]) * scale
         event_loss = event_loss + ((student.event(event[i], t, condition) - target) ** 2).mean()
         target = (pfc[i] - pfc[i + 1]) * scale
-        output = student.pfc(pfc[i], t, student.pfc.slots(batch.pfc_class, batch.anchor, batch.anchored,
-                                                              batch.seeded),
-                             batch.pfc_mask, cache)
+        output = student.pfc(pfc[i], t, slots, batch.pfc_mask, cache, masks)
         pfc_loss = pfc_loss + (((output - target) ** 2) * mask).sum() / (mask.sum() * pfc.shape[-1]).clamp(min=1)
     return event_loss, pfc_loss
 

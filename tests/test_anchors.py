@@ -334,3 +334,16 @@ def test_local_attention_biases_follow_the_delta_r_of_the_slots_anchors():
     truth_bias = pfc.truth.locality.truth_bias(truth)
     assert truth_bias.shape == (1, 4, 4, 4) and torch.equal(truth_bias[0, :, 0], torch.zeros(4, 4))
     assert torch.allclose(truth_bias, truth_bias.transpose(-1, -2))
+    # what a sampler computes once per batch and passes to every step is what a call computes itself; and it is used
+    model = Parnassus(arch)
+    for parameter in model.parameters():
+        torch.nn.init.normal_(parameter, std=0.3)
+    mask, labels = torch.ones(1, 3, dtype=torch.bool), torch.tensor([[1, 0, 4]])
+    cache = model.pfc.encode(truth, mask, torch.randn(1, 8), torch.randn(1, 8), labels)
+    x, t, pfc_mask = torch.randn(1, 3, len(PARTICLE_FEATURES)), torch.full((1,), 0.3), torch.ones(1, 3, dtype=bool)
+    masks = model.pfc.attention_masks(slots, pfc_mask, cache)
+    itself = model.pfc(x, t, slots, pfc_mask, cache)
+    assert torch.equal(model.pfc(x, t, slots, pfc_mask, cache, masks), itself)
+    assert not torch.allclose(model.pfc(x, t, slots, pfc_mask, cache, (masks[0], masks[1].flip(-1))), itself)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert model.pfc.attention_masks(slots, pfc_mask, cache)[0].dtype == torch.bfloat16

@@ -364,7 +364,8 @@ class NeuralGenerator:
             cache = model.pfc.cache(*(encoded or model.pfc.truth(tokens, mask, truth_event)), truth_event, pfc_event,
                                     labels, tokens)
             slots = model.pfc.slots(pfc_class, anchor, anchored, seeded)
-            x = sample(lambda x, t: objective.velocity(model.pfc(x, t, slots, pfc_mask, cache).float(), x, t),
+            masks = model.pfc.attention_masks(slots, pfc_mask, cache)
+            x = sample(lambda x, t: objective.velocity(model.pfc(x, t, slots, pfc_mask, cache, masks).float(), x, t),
                        start, objective.path, self.solver, self.steps)
         return unstandardise(x.cpu().numpy()[slot_mask], norm.pfc_mean, norm.pfc_std)
 

@@ -428,16 +428,27 @@ class PFCNet(nn.Module):
             flags.append(seeded[..., None].to(pfc_class.dtype))
         return torch.cat([pfc_class, anchor, *flags], dim=-1)
 
+    def attention_masks(self, slots: torch.Tensor, pfc_mask: torch.Tensor, cache: TruthCache
+                        ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Local models: the float masks of every block's self- and cross-attention (:class:`Locality`'s biases,
+        -inf where not allowed); None for the others. They depend on the slots and the truth event only, not on
+        ``x`` or time: an ODE solver computes them once and passes them to every :meth:`forward`. Under autocast
+        they come in its dtype (the attention's)."""
+        if self.locality is None:
+            return None
+        between, to_truth = self.locality.biases(cache.truth, slots)
+        device = slots.device.type
+        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else between.dtype
+        return (between.masked_fill(~self_allowed(pfc_mask), float("-inf")).to(dtype),
+                to_truth.masked_fill(~cache.mask[:, None, None, :], float("-inf")).to(dtype))
+
     def forward(self, x: torch.Tensor, t: torch.Tensor, slots: torch.Tensor, pfc_mask: torch.Tensor,
-                cache: TruthCache) -> torch.Tensor:
+                cache: TruthCache, masks: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """``masks``: :meth:`attention_masks` of these slots, if already computed (else computed here)."""
         c = self.context(torch.cat([self.time(timestep_embedding(t, self.arch.dim)), cache.globals], dim=-1))
         inputs = [x, slots, self.relative(x, slots)] if self.arch.seeded else [x, slots]
         h = self.embed(torch.cat(inputs, dim=-1))
-        biased = None
-        if self.locality is not None:  # the float masks of every block, once per call
-            between, to_truth = self.locality.biases(cache.truth, slots)
-            biased = (between.masked_fill(~self_allowed(pfc_mask), float("-inf")),
-                      to_truth.masked_fill(~cache.mask[:, None, None, :], float("-inf")))
+        biased = masks if masks is not None else self.attention_masks(slots, pfc_mask, cache)
         for block, kv in zip(self.blocks, cache.kv, strict=True):
             h = block(h, c, pfc_mask, kv, cache.mask, biased)
         return self.final(h, c)
