@@ -8,8 +8,10 @@ particle within Delta R 0.4 (:func:`parnassus.nn.anchors.seeds`), when sampling 
 the candidates of ``--pairs`` (refsim output, or a folder of it: its first file) are paired and seeded as training
 does; for the model the seeds drawn while sampling ``--truth`` (the same truth events, for a like-for-like
 comparison) are recorded with the sampled candidates. Printed, for candidates above ``--min-pt`` (the output
-keeps none below 1 GeV), per candidate class and per seed class: how many seeded candidates per event, the fraction
-within Delta R 0.1, 0.2 and 0.3 of the seed (0.3: the isolation cone of leptons) and the median Delta R.
+keeps none below 1 GeV), per candidate class, per seed class and per pair of them (seed -> candidate, those with
+at least 0.01 per event): how many seeded candidates per event, the fraction within Delta R 0.1, 0.2 and 0.3 of the
+seed (0.3: the isolation cone of leptons), the median Delta R, the median pT and the pT within 0.3 per event (what
+they add to the seeds' isolation cones).
 """
 
 from __future__ import annotations
@@ -43,14 +45,18 @@ def table(name: str, events: int, distance: np.ndarray, cls: np.ndarray, seed_cl
     kept = pt > min_pt
     distance, cls, seed_cls = distance[kept], cls[kept], seed_cls[kept]
     print(f"{name}: {events} events, {len(distance) / max(events, 1):.1f} seeded candidates per event")
+    pt = pt[kept]
     groups = [("all", np.ones(len(distance), dtype=bool))]
     groups += [(f"candidate {c}", cls == k) for k, c in enumerate(CLASS_NAMES)]
     groups += [(f"seed {c}", seed_cls == k) for k, c in enumerate(CLASS_NAMES)]
+    groups += [(f"{s} -> {c}", (seed_cls == j) & (cls == k)) for j, s in enumerate(CLASS_NAMES)
+               for k, c in enumerate(CLASS_NAMES) if np.sum((seed_cls == j) & (cls == k)) >= 0.01 * events]
     for label, chosen in groups:
         d = distance[chosen]
         if len(d):
-            print(f"  {label:26s} {len(d) / events:7.2f}/event  within 0.1 {np.mean(d < 0.1):.2f}  0.2 "
-                  f"{np.mean(d < 0.2):.2f}  0.3 {np.mean(d < 0.3):.2f}  median {np.median(d):.3f}")
+            print(f"  {label:32s} {len(d) / events:7.2f}/event  within 0.1 {np.mean(d < 0.1):.2f}  0.2 "
+                  f"{np.mean(d < 0.2):.2f}  0.3 {np.mean(d < 0.3):.2f}  median {np.median(d):.3f}  pT median "
+                  f"{np.median(pt[chosen]):5.2f}, within 0.3 {np.sum(pt[chosen][d < 0.3]) / events:5.2f}/event")
 
 
 def refsim_placement(path: Path, events: int, min_pt: float, max_particles: int = 400) -> None:

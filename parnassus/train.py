@@ -78,7 +78,8 @@ def architecture(card: Card, norm: Normalisation | None = None) -> Architecture:
                         event_blocks=m.event_blocks, truth_blocks=m.truth_blocks,
                         n_particle_features=len(PARTICLE_FEATURES), n_event_features=len(EVENT_FEATURES),
                         n_classes=N_CLASSES, source=m.source, anchor_noise=m.anchor_noise,
-                        seed_spread=seed_spread, partner_tokens=anchored, direction_norm=direction_norm)
+                        seed_spread=seed_spread, partner_tokens=anchored, direction_norm=direction_norm,
+                        partner_relative=anchored)
 
 
 def regression_loss(output: torch.Tensor, target: torch.Tensor, kind: str, mask: torch.Tensor | None = None,

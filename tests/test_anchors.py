@@ -277,7 +277,7 @@ def test_anchored_networks_read_each_truth_particle_s_slot_label(tmp_path, pairs
 
     for source, reads in (("gaussian", False), ("anchored", True), ("seeded", True)):
         card = load_card(anchored_card(tmp_path, pairs, source))
-        assert architecture(card).partner_tokens is reads
+        assert architecture(card).partner_tokens is reads and architecture(card).partner_relative is reads
     arch = Architecture(kind="flow", dim=16, blocks=1, heads=2, event_dim=16, event_blocks=1, truth_blocks=1,
                         n_particle_features=len(PARTICLE_FEATURES), n_event_features=8, n_classes=5,
                         source="seeded", partner_tokens=True)
@@ -319,7 +319,8 @@ def test_local_attention_biases_follow_the_delta_r_of_the_slots_anchors():
     slots = torch.zeros(1, 3, arch.slot_features)  # a slot partnered with truth 0, one seeded at truth 2, one free
     slots[0, 0, 5:5 + len(PARTICLE_FEATURES)], slots[0, 0, 5 + len(PARTICLE_FEATURES)] = truth[0, 0, :8], 1.0
     slots[0, 1, 5:5 + len(PARTICLE_FEATURES)], slots[0, 1, 6 + len(PARTICLE_FEATURES)] = truth[0, 2, :8], 1.0
-    between, to_truth = pfc.locality.biases(truth, slots)
+    between, to_truth = pfc.locality.biases(truth, slots, torch.ones(1, 3, dtype=torch.bool),
+                                            torch.ones(1, 4, dtype=torch.bool))
     strength = torch.tensor([0.5 / width**2 for width in (*LOCAL_WIDTHS, GLOBAL_WIDTH)])[:, None]
     expected = torch.tensor([0.0, 0.1**2 + (2 * torch.pi - 6.2) ** 2, 4.0 + 3.1**2])  # Delta R^2 from truth 0
     assert between.shape == (1, 4, 3, 3) and to_truth.shape == (1, 4, 3, 4)
@@ -331,9 +332,15 @@ def test_local_attention_biases_follow_the_delta_r_of_the_slots_anchors():
     assert abs(float(to_truth[0, 0, 0, 2]) + 0.5 * float(expected[1]) / LOCAL_WIDTHS[0] ** 2) < 1e-3
     assert float(to_truth[0, 3, 0, 3]) > -1.0  # the last head nearly global
     # the truth encoder's bias: symmetric, none at the global token
-    truth_bias = pfc.truth.locality.truth_bias(truth)
+    truth_bias = pfc.truth.locality.truth_bias(truth, torch.ones(1, 4, dtype=torch.bool))
     assert truth_bias.shape == (1, 4, 4, 4) and torch.equal(truth_bias[0, :, 0], torch.zeros(4, 4))
     assert torch.allclose(truth_bias, truth_bias.transpose(-1, -2))
+    # padding: no attention to a padded truth particle or candidate slot, but a padded slot still sees itself
+    padded_truth, padded_slot = torch.tensor([[True, True, True, False]]), torch.tensor([[True, True, False]])
+    between, to_truth = pfc.locality.biases(truth, slots, padded_slot, padded_truth)
+    assert torch.isneginf(to_truth[..., 3]).all() and torch.isfinite(to_truth[..., :3]).all()
+    assert torch.isneginf(between[:, :, :2, 2]).all() and torch.isfinite(between[:, :, 2, 2]).all()
+    assert torch.isneginf(pfc.truth.locality.truth_bias(truth, padded_truth)[..., 3]).all()
     # what a sampler computes once per batch and passes to every step is what a call computes itself; and it is used
     model = Parnassus(arch)
     for parameter in model.parameters():
@@ -347,3 +354,32 @@ def test_local_attention_biases_follow_the_delta_r_of_the_slots_anchors():
     assert not torch.allclose(model.pfc(x, t, slots, pfc_mask, cache, (masks[0], masks[1].flip(-1))), itself)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert model.pfc.attention_masks(slots, pfc_mask, cache)[0].dtype == torch.bfloat16
+
+
+def test_partnered_slots_read_their_features_relative_to_their_partner_s():
+    from dataclasses import replace
+
+    from parnassus.nn.model import Architecture, Parnassus
+
+    n = len(PARTICLE_FEATURES)
+    arch = Architecture(kind="flow", dim=16, blocks=1, heads=2, event_dim=16, event_blocks=1, truth_blocks=1,
+                        n_particle_features=n, n_event_features=8, n_classes=5, source="anchored",
+                        anchor_noise=0.1, partner_relative=True)
+    pfc = Parnassus(arch).pfc
+    assert pfc.embed[0].in_features == n + arch.slot_features + n
+    assert Parnassus(replace(arch, partner_relative=False)).pfc.embed[0].in_features == n + arch.slot_features
+    torch.manual_seed(1)
+    anchor, x = torch.randn(n), torch.randn(1, 2, n)
+    slots = torch.zeros(1, 2, arch.slot_features)  # slot 0 paired with a truth particle at `anchor`, slot 1 free
+    slots[0, 0, 5:5 + n], slots[0, 0, 5 + n] = anchor, 1.0
+    relative = pfc.partnered(x, slots)
+    assert torch.allclose(relative[0, 0], (x[0, 0] - anchor) / 0.1) and torch.equal(relative[0, 1], torch.zeros(n))
+    # the network reads it: a change of the anchor alone (slot description unchanged) moves the velocity
+    for parameter in pfc.parameters():
+        torch.nn.init.normal_(parameter, std=0.3)
+    cache = pfc.encode(torch.randn(1, 3, n + 5), torch.ones(1, 3, dtype=torch.bool), torch.randn(1, 8),
+                       torch.randn(1, 8))
+    t, mask = torch.full((1,), 0.5), torch.ones(1, 2, dtype=torch.bool)
+    before = pfc(x, t, slots, mask, cache)
+    pfc.arch = replace(arch, anchor_noise=0.2)  # the same slots and x, another scale of the relative input
+    assert not torch.allclose(pfc(x, t, slots, mask, cache)[0, 0], before[0, 0])

@@ -17,7 +17,7 @@ from parnassus.run import run
 
 from .conftest import CARD, EXAMPLE, ROOT
 
-BUILTIN = ["cms2011", "cms2011_2step", "cms2011_gaussian", "delphes_cms_like", "refsim_cms2011"]
+BUILTIN = ["cms2011", "cms2011_2step", "cms2011_anchored", "cms2011_gaussian", "delphes_cms_like", "refsim_cms2011"]
 
 
 def cli(*args, cwd=None):
@@ -42,8 +42,8 @@ def test_a_card_is_a_path_or_a_builtin_name(tmp_path, monkeypatch):
     (tmp_path / "cms2011").write_text("name: mine\n")  # an existing file wins over the built-in name
     assert resolve_card("cms2011").resolve() == tmp_path / "cms2011"
     with pytest.raises(CardError, match=r"^cards/cms2011.yaml: cannot read card \(no such file; built-in cards: "
-                                        r"cms2011, cms2011_2step, cms2011_gaussian, delphes_cms_like, "
-                                        r"refsim_cms2011\)$"):
+                                        r"cms2011, cms2011_2step, cms2011_anchored, cms2011_gaussian, "
+                                        r"delphes_cms_like, refsim_cms2011\)$"):
         resolve_card("cards/cms2011.yaml")  # a path is never taken for a name
 
 
@@ -58,8 +58,8 @@ def test_an_unknown_card_is_a_one_line_error_listing_the_builtin_cards(tmp_path)
     result = cli("run", "--card", "cms2012", EXAMPLE, tmp_path / "o.root")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip() == ("Error: cms2012: cannot read card (no such file or built-in card; built-in "
-                                     "cards: cms2011, cms2011_2step, cms2011_gaussian, delphes_cms_like, "
-                                     "refsim_cms2011)")
+                                     "cards: cms2011, cms2011_2step, cms2011_anchored, cms2011_gaussian, "
+                                     "delphes_cms_like, refsim_cms2011)")
     assert not (tmp_path / "o.root").exists()
 
 
@@ -70,6 +70,7 @@ def test_cards_lists_one_line_per_builtin_card(tmp_path):
     assert header.split()[:4] == ["card", "generator", "detector", "emulates"]
     assert [line.split()[:3] for line in lines] == [["cms2011", "neural", "cms2011-refsim"],
                                                      ["cms2011_2step", "neural", "cms2011-refsim-2step"],
+                                                     ["cms2011_anchored", "neural", "cms2011-refsim-anchored"],
                                                      ["cms2011_gaussian", "neural", "cms2011-refsim-gaussian"],
                                                      ["delphes_cms_like", "parametric", "delphes-cms-like"],
                                                      ["refsim_cms2011", "refsim", "refsim-cms2011"]]

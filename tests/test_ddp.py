@@ -39,14 +39,27 @@ def log(folder: Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
+def seen(name: str, weights: torch.Tensor) -> torch.Tensor:
+    """The part of a weight tensor that the model's outputs depend on. A softmax does not see a constant added to
+    all its logits: the truth encoder's key bias (the middle third of ``in_proj_bias``) and the seed head's bias
+    (the same for every truth token) get gradients of rounding noise only, which Adam's normalisation turns into
+    steps that depend on the reduction order, and which change nothing."""
+    if name.endswith("self_attn.in_proj_bias"):
+        query, _, value = weights.chunk(3)
+        return torch.cat([query, value])
+    if name == "pfc.seed.bias":
+        return weights[:0]
+    return weights
+
+
 def assert_same_training(folder: Path, reference: Path) -> None:
     """The same weights (up to the rounding of other reduction orders) and the same logged losses."""
     a, b = state(folder), state(reference)
     assert a.keys() == b.keys()
     for name in a:
-        torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=2e-5, msg=name)
+        torch.testing.assert_close(seen(name, a[name]), seen(name, b[name]), rtol=1e-4, atol=2e-5, msg=name)
     ema_a, ema_b = load_file(folder / "model.safetensors"), load_file(reference / "model.safetensors")
-    assert all(torch.allclose(ema_a[k], ema_b[k], rtol=1e-4, atol=2e-5) for k in ema_a)
+    assert all(torch.allclose(seen(k, ema_a[k]), seen(k, ema_b[k]), rtol=1e-4, atol=2e-5) for k in ema_a)
     rows, expected = log(folder), log(reference)
     assert [r["step"] for r in rows] == [str(step) for step in range(1, STEPS + 1)]  # one header, rank 0 alone
     for column in ("event_loss", "pfc_loss"):
@@ -88,6 +101,10 @@ def test_the_shards_losses_and_gradients_add_up_to_the_whole_batch(pairs, tmp_pa
     batch = make_batch(truth.take(index), pfc.take(index), normalisation(truth, pfc), np.random.default_rng(1))
     torch.manual_seed(0)
     model = Parnassus(architecture(card))
+    # away from the zero-initialised output layers: there the output is ~0 and the cosine term's gradient ~1/|output|
+    # (1e7 on the output weights), whose float32 sums over shards and over the whole batch differ by 2e-4
+    for parameter in model.parameters():
+        torch.nn.init.normal_(parameter, std=0.1)
     objective = Objective(card.model.kind)
 
     def run(rows: torch.Tensor | None) -> tuple[torch.Tensor, list[torch.Tensor]]:

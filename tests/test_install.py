@@ -22,10 +22,11 @@ from parnassus.io.delphes import read_metadata
 from .conftest import EXAMPLE, ROOT
 
 SHIPPED = ["parnassus/cards/cms2011.yaml", "parnassus/cards/cms2011_2step.yaml",
-           "parnassus/cards/cms2011_gaussian.yaml",
+           "parnassus/cards/cms2011_anchored.yaml", "parnassus/cards/cms2011_gaussian.yaml",
            "parnassus/cards/delphes_cms_like.yaml", "parnassus/cards/refsim_cms2011.yaml",
            "parnassus/models/cms2011-refsim/model.safetensors",
            "parnassus/models/cms2011-refsim-2step/model.safetensors",
+           "parnassus/models/cms2011-refsim-anchored/model.safetensors",
            "parnassus/models/cms2011-refsim-gaussian/model.safetensors"]
 
 
@@ -66,7 +67,8 @@ def test_the_wheel_runs_builtin_cards_by_name_outside_the_repository(installed, 
     assert version.stdout.strip() == f"parnassus, version {parnassus.__version__}", version.stderr
     listing = _outside(installed, tmp_path, command, "cards")
     assert [line.split()[0] for line in listing.stdout.splitlines()[1:]] == [
-        "cms2011", "cms2011_2step", "cms2011_gaussian", "delphes_cms_like", "refsim_cms2011"], listing.stderr
+        "cms2011", "cms2011_2step", "cms2011_anchored", "cms2011_gaussian", "delphes_cms_like", "refsim_cms2011"
+    ], listing.stderr
     for card in ("cms2011", "cms2011_2step", "delphes_cms_like"):
         output = tmp_path / f"{card}.root"
         result = _outside(installed, tmp_path, command, "run", "--card", card, "--quiet", "-n", "5", example,

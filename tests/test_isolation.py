@@ -154,7 +154,7 @@ def test_bad_rho_settings_are_one_line_errors(tmp_path, change, message):
 
 def test_cards_with_and_without_rho():
     assert load_card(CARD).objects.rho is None  # the Delphes CMS card has no Rho module
-    for name in ("refsim_cms2011", "cms2011", "cms2011_2step", "cms2011_gaussian"):
+    for name in ("refsim_cms2011", "cms2011", "cms2011_2step", "cms2011_anchored", "cms2011_gaussian"):
         card = load_card(name)
         assert card.objects.rho == Rho(algorithm="kt", radius=0.6, eta_ranges=[[0.0, 2.5]], ghost_eta_max=3.1,
                                        ghost_area=0.02)

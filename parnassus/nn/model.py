@@ -59,6 +59,11 @@ class Architecture:
     # from the training normalisation), with which the network reads raw directions; empty: no bias (checkpoints
     # before the tenth session)
     direction_norm: tuple[float, ...] = ()
+    # anchored models: the candidate network also reads a partnered slot's features relative to its partner's, in
+    # units of anchor_noise (:meth:`PFCNet.partnered`): a track's 1% in pT is 0.003 of the standardised log pT,
+    # which the network hardly resolves as the difference of two inputs of order one. False: checkpoints before
+    # the eleventh session
+    partner_relative: bool = False
 
     @property
     def anchored(self) -> bool:
@@ -158,7 +163,7 @@ class TruthEncoder(nn.Module):
         mask = torch.cat([torch.ones_like(truth_mask[:, :1]), truth_mask], dim=1)
         bias = None
         if self.locality is not None:  # local models: a locality bias between truth particles, per head
-            bias = self.locality.truth_bias(truth).masked_fill(~mask[:, None, None, :], float("-inf"))
+            bias = self.locality.truth_bias(truth, mask)
             bias = bias.flatten(0, 1).to(tokens.dtype)  # (B * heads, 1 + Lt, 1 + Lt), as the layers take it
         # the layers as in training (attention by F.scaled_dot_product_attention), not torch's inference "fast
         # path": on the CPU its masked softmax over all truth pairs took 36% of a 2-step student's network time
@@ -239,11 +244,18 @@ class Locality(nn.Module):
         raw = standardised[..., 1:4].float() * self.norm[which, :, 1] + self.norm[which, :, 0]
         return raw[..., 0], torch.atan2(raw[..., 1], raw[..., 2])
 
+    def per_head(self, distance: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        """(B, heads, La, Lb) biases -ΔR² / (2 w_h²) from squared distances (B, La, Lb), -inf where not ``allowed``
+        (broadcast to them): masked before the heads are spread out, four times less to fill."""
+        return -self.strength[None, :, None, None] * distance.masked_fill(~allowed, float("inf"))[:, None]
+
     @torch.no_grad()
-    def biases(self, truth: torch.Tensor, slots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def biases(self, truth: torch.Tensor, slots: torch.Tensor, pfc_mask: torch.Tensor, truth_mask: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor]:
         """((B, heads, Lp, Lp) between slot anchors, (B, heads, Lp, 1 + Lt) from slot anchors to the truth tokens),
-        0 where a slot has no anchor and at the global token. ``truth``: the truth network input (standardised
-        features first); ``slots``: :meth:`PFCNet.slots`."""
+        0 where a slot has no anchor and at the global token, -inf where attention is not allowed (padding; a slot
+        may always attend to itself, :func:`self_allowed`). ``truth``: the truth network input (standardised
+        features first); ``slots``: :meth:`PFCNet.slots`; ``truth_mask``: (B, 1 + Lt), the global token first."""
         k, f = self.n_classes, self.n_features
         anchor = slots[..., k:k + f]
         located = slots[..., k + f] > 0.5
@@ -254,14 +266,16 @@ class Locality(nn.Module):
         to_truth = delta_r2(slot_eta, slot_phi, truth_eta, truth_phi) * located[..., None]
         to_truth = F.pad(to_truth, (1, 0))
         between = delta_r2(slot_eta, slot_phi, slot_eta, slot_phi) * (located[:, :, None] & located[:, None, :])
-        return tuple(-self.strength[None, :, None, None] * distance[:, None] for distance in (between, to_truth))
+        return (self.per_head(between, self_allowed(pfc_mask)[:, 0]),
+                self.per_head(to_truth, truth_mask[:, None, :]))
 
     @torch.no_grad()
-    def truth_bias(self, truth: torch.Tensor) -> torch.Tensor:
-        """(B, heads, 1 + Lt, 1 + Lt) the truth encoder's bias between truth particles (none at the global token)."""
+    def truth_bias(self, truth: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, heads, 1 + Lt, 1 + Lt) the truth encoder's bias between truth particles (none at the global token),
+        -inf at padding tokens (``mask``: (B, 1 + Lt), the global token first)."""
         eta, phi = self.direction(truth, 0)
         distance = F.pad(delta_r2(eta, phi, eta, phi), (1, 0, 1, 0))
-        return -self.strength[None, :, None, None] * distance[:, None]
+        return self.per_head(distance, mask[:, None, :])
 
 
 class CrossAttentionBlock(nn.Module):
@@ -333,8 +347,10 @@ class PFCNet(nn.Module):
         self.time = mlp(d, d, d)
         self.globals = mlp(2 * arch.n_event_features, d, d)
         self.context = mlp(2 * d, d, d)
-        # seeded models also read a seeded slot's direction relative to its seed's, in units of its start's spread
-        relative = len(SEED_FEATURES) if arch.seeded else 0
+        # seeded models also read a seeded slot's direction relative to its seed's, in units of its start's spread;
+        # partner_relative ones a partnered slot's features relative to its partner's
+        relative = (len(SEED_FEATURES) if arch.seeded else 0) + (arch.n_particle_features if arch.partner_relative
+                                                                  else 0)
         self.embed = mlp(arch.n_particle_features + arch.slot_features + relative, d, d)
         self.blocks = nn.ModuleList(CrossAttentionBlock(d, arch.heads) for _ in range(arch.blocks))
         self.final = FinalLayer(d, arch.n_particle_features)
@@ -417,6 +433,15 @@ class PFCNet(nn.Module):
         seed, seeded = slots[..., k:k + f][..., columns], slots[..., k + f + 1:k + f + 2] > 0.5
         return torch.where(seeded, (x[..., columns] - seed) / self.direction_spread[columns], torch.zeros_like(seed))
 
+    def partnered(self, x: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
+        """(B, Lp, F) a partnered slot's features relative to its partner's (in ``slots``), in units of
+        ``anchor_noise``; 0 at other slots. At the start it is the slot's noise; at the data end the detector's
+        change of the particle, on a scale the network resolves (a track's pT and direction change by a percent
+        of the ``anchor_noise`` the flow starts from)."""
+        k, f = self.arch.n_classes, self.arch.n_particle_features
+        anchor, paired = slots[..., k:k + f], slots[..., k + f:k + f + 1] > 0.5
+        return torch.where(paired, (x - anchor) / self.arch.anchor_noise, torch.zeros_like(x))
+
     def slots(self, pfc_class: torch.Tensor, anchor: torch.Tensor, anchored: torch.Tensor, seeded: torch.Tensor
               ) -> torch.Tensor:
         """The slot description the network reads: the class one-hot, for anchored models followed by the
@@ -436,17 +461,18 @@ class PFCNet(nn.Module):
         they come in its dtype (the attention's)."""
         if self.locality is None:
             return None
-        between, to_truth = self.locality.biases(cache.truth, slots)
+        between, to_truth = self.locality.biases(cache.truth, slots, pfc_mask, cache.mask)
         device = slots.device.type
         dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else between.dtype
-        return (between.masked_fill(~self_allowed(pfc_mask), float("-inf")).to(dtype),
-                to_truth.masked_fill(~cache.mask[:, None, None, :], float("-inf")).to(dtype))
+        return between.to(dtype), to_truth.to(dtype)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, slots: torch.Tensor, pfc_mask: torch.Tensor,
                 cache: TruthCache, masks: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """``masks``: :meth:`attention_masks` of these slots, if already computed (else computed here)."""
         c = self.context(torch.cat([self.time(timestep_embedding(t, self.arch.dim)), cache.globals], dim=-1))
         inputs = [x, slots, self.relative(x, slots)] if self.arch.seeded else [x, slots]
+        if self.arch.partner_relative:
+            inputs.append(self.partnered(x, slots))
         h = self.embed(torch.cat(inputs, dim=-1))
         biased = masks if masks is not None else self.attention_masks(slots, pfc_mask, cache)
         for block, kv in zip(self.blocks, cache.kv, strict=True):
