@@ -24,12 +24,8 @@ import awkward as ak
 import fastjet
 import numpy as np
 import vector
+from recording import sample_recorded
 
-import parnassus.generators.neural as neural
-from parnassus.card import load_card
-from parnassus.events import RunCounts
-from parnassus.generators import make_generator
-from parnassus.io.hepmc import HepMCReader
 from parnassus.nn.data import ParticleSets, load_pairs
 
 vector.register_awkward()
@@ -90,36 +86,15 @@ def refsim_budget(path: Path, events: int, max_particles: int = 400) -> None:
 
 
 def model_budget(card_path: Path, truth_path: Path, events: int) -> None:
-    card = load_card(card_path)
-    generator = make_generator(card)
-    if not generator.model.arch.anchored:
-        raise SystemExit(f"{card_path}: the model has no truth partners (model.source: {generator.model.arch.source})")
-    recorded: dict = {}
     found: list[dict[str, np.ndarray]] = []
-    make_sets, draw_slots, decode = neural.particle_sets, generator._slots, generator._decode
 
-    def recording_sets(*args, **kwargs):
-        recorded["sets"] = make_sets(*args, **kwargs)  # the generator sets its pairing to the drawn labels
-        return recorded["sets"]
-
-    def recording_slots(*args):
-        recorded["slots"] = draw_slots(*args)
-        return recorded["slots"]
-
-    def recording_decode(features, cls, totals, ht, vertex):
-        sets, (event, _, partner, _) = recorded["sets"], recorded["slots"]
+    def record(sets, slots, features, cls, totals, ht) -> None:
+        event, _, partner, _ = slots
         pt = np.exp(np.clip(features[:, 0], -30, 5)) * ht[event]
-        found.append(shares(sets, sets.pairing, features, pt, event, partner >= 0))
-        return decode(features, cls, totals, ht, vertex)
+        found.append(shares(sets, sets.pairing, features, pt, event, partner >= 0))  # pairing: the drawn labels
 
-    neural.particle_sets = recording_sets
-    generator._slots, generator._decode = recording_slots, recording_decode
-    try:
-        for batch in HepMCReader(truth_path, card.truth, 200, RunCounts(), max_events=events):
-            generator(batch, card.sampling.seed)
-    finally:
-        neural.particle_sets = make_sets
-    report(card.name, {key: np.concatenate([part[key] for part in found]) for key in found[0]})
+    name, _ = sample_recorded(card_path, truth_path, events, "anchored", "_slots", record)
+    report(name, {key: np.concatenate([part[key] for part in found]) for key in found[0]})
 
 
 def main() -> None:

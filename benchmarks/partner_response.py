@@ -15,12 +15,8 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from recording import sample_recorded
 
-import parnassus.generators.neural as neural
-from parnassus.card import load_card
-from parnassus.events import RunCounts
-from parnassus.generators import make_generator
-from parnassus.io.hepmc import HepMCReader
 from parnassus.nn.data import load_pairs
 from parnassus.pdg import CLASS_NAMES
 
@@ -52,42 +48,17 @@ def refsim_response(path: Path, events: int) -> None:
 
 
 def model_response(card_path: Path, truth_path: Path, events: int) -> None:
-    card = load_card(card_path)
-    generator = make_generator(card)
-    if not generator.model.arch.anchored:
-        raise SystemExit(f"{card_path}: the model has no truth partners (model.source: {generator.model.arch.source})")
-    recorded: dict = {}
     found: dict[str, list[np.ndarray]] = {"ratio": [], "cls": [], "pt": []}
-    make_sets, make_slots, decode = neural.particle_sets, generator._slots, generator._decode
 
-    def recording_sets(*args, **kwargs):
-        recorded["sets"] = make_sets(*args, **kwargs)
-        return recorded["sets"]
-
-    def recording_slots(*args):
-        slots = make_slots(*args)
-        recorded["partner"] = slots[2]  # each slot's flat truth partner, -1 for none
-        return slots
-
-    def recording_decode(features, cls, totals, ht, vertex):
-        sets, partner = recorded["sets"], recorded["partner"]
+    def record(sets, slots, features, cls, totals, ht) -> None:
+        event, _, partner, _ = slots  # each slot's flat truth partner, -1 for none
         paired = partner >= 0
-        event = np.repeat(np.arange(len(totals)), totals)[paired]
         found["ratio"].append(np.exp(features[paired, 0] - sets.features[partner[paired], 0]))
         found["cls"].append(cls[paired])
-        found["pt"].append(np.exp(sets.features[partner[paired], 0]) * ht[event])
-        return decode(features, cls, totals, ht, vertex)
+        found["pt"].append(np.exp(sets.features[partner[paired], 0]) * ht[event[paired]])
 
-    neural.particle_sets = recording_sets
-    generator._slots, generator._decode = recording_slots, recording_decode
-    n = 0
-    try:
-        for batch in HepMCReader(truth_path, card.truth, 200, RunCounts(), max_events=events):
-            generator(batch, card.sampling.seed)
-            n += len(batch)
-    finally:
-        neural.particle_sets = make_sets
-    table(f"{card.name}: {n} events", *(np.concatenate(found[key]) for key in ("ratio", "cls", "pt")))
+    name, n = sample_recorded(card_path, truth_path, events, "anchored", "_slots", record)
+    table(f"{name}: {n} events", *(np.concatenate(found[key]) for key in ("ratio", "cls", "pt")))
 
 
 def main() -> None:

@@ -20,12 +20,8 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from recording import sample_recorded
 
-import parnassus.generators.neural as neural
-from parnassus.card import load_card
-from parnassus.events import RunCounts
-from parnassus.generators import make_generator
-from parnassus.io.hepmc import HepMCReader
 from parnassus.nn.data import load_pairs
 from parnassus.pdg import CLASS_NAMES
 
@@ -74,41 +70,17 @@ def refsim_placement(path: Path, events: int, min_pt: float, max_particles: int 
 
 
 def model_placement(card_path: Path, truth_path: Path, events: int, min_pt: float) -> None:
-    card = load_card(card_path)
-    generator = make_generator(card)
-    if not generator.model.arch.seeded:
-        raise SystemExit(f"{card_path}: the model is not seeded (model.source: {generator.model.arch.source})")
-    recorded: dict = {}
     found: dict[str, list[np.ndarray]] = {"distance": [], "cls": [], "seed_cls": [], "pt": []}
-    make_sets, draw_seeds, decode = neural.particle_sets, generator._seeds, generator._decode
 
-    def recording_sets(*args, **kwargs):
-        recorded["sets"] = make_sets(*args, **kwargs)
-        return recorded["sets"]
-
-    def recording_seeds(*args):
-        recorded["seed"] = draw_seeds(*args)  # each slot's seed: a flat index into the truth sets, -1 for none
-        return recorded["seed"]
-
-    def recording_decode(features, cls, totals, ht, vertex):
-        sets, seed = recorded["sets"], recorded["seed"]
-        seeded = seed >= 0
+    def record(sets, seed, features, cls, totals, ht) -> None:
+        seeded = seed >= 0  # each slot's seed: a flat index into the truth sets, -1 for none
         found["distance"].append(delta_r(features[seeded], sets.features[seed[seeded]]))
         found["cls"].append(cls[seeded])
         found["seed_cls"].append(sets.cls[seed[seeded]])
         found["pt"].append(np.exp(np.clip(features[seeded, 0], -30, 5)) * np.repeat(ht, totals)[seeded])
-        return decode(features, cls, totals, ht, vertex)
 
-    neural.particle_sets = recording_sets
-    generator._seeds, generator._decode = recording_seeds, recording_decode
-    n = 0
-    try:
-        for batch in HepMCReader(truth_path, card.truth, 200, RunCounts(), max_events=events):
-            generator(batch, card.sampling.seed)
-            n += len(batch)
-    finally:
-        neural.particle_sets = make_sets
-    table(card.name, n, *(np.concatenate(found[key]) for key in ("distance", "cls", "seed_cls", "pt")), min_pt)
+    name, n = sample_recorded(card_path, truth_path, events, "seeded", "_seeds", record)
+    table(name, n, *(np.concatenate(found[key]) for key in ("distance", "cls", "seed_cls", "pt")), min_pt)
 
 
 def main() -> None:
