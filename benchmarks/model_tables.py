@@ -6,8 +6,8 @@ For each sample folder (``<sample>/report/metrics.json`` and the ROOT files ``<l
 observables each model is closer to refsim than each other one (1-Wasserstein distance), how many event-level
 observables are within twice refsim's split-half noise floor; the per-event means of HT (the scalar sum of all
 candidates' pT), MET and the number of candidates; the isolated electrons and muons per event (``Electron``,
-``Muon``) and the response of jets above 20 GeV matched to their nearest GenJet within ΔR 0.2, mean ± std.
-Columns: refsim, then ``--models`` in order.
+``Muon``) and the response of jets above 20 GeV matched to GenJets within ΔR 0.2 (``parnassus validate``'s
+Hungarian matching), mean ± std. Columns: refsim, then ``--models`` in order.
 """
 
 from __future__ import annotations
@@ -18,9 +18,11 @@ import json
 from pathlib import Path
 
 import awkward as ak
-import numpy as np
 import uproot
 from validate_model import EVENT, means, within_floor
+
+from parnassus.validate.matching import match_events
+from parnassus.validate.observables import JET_MATCH_DR
 
 BRANCHES = ["Jet.PT", "Jet.Eta", "Jet.Phi", "GenJet.PT", "GenJet.Eta", "GenJet.Phi", "Electron_size", "Muon_size"]
 
@@ -34,18 +36,16 @@ def closer(metrics: dict, first: str, second: str) -> tuple[int, int]:
 
 def file_figures(path: Path) -> dict[str, float]:
     """Per-event means of HT (of all candidates), MET, candidates, isolated electrons and muons; matched-jet
-    response mean and std."""
+    response mean and std (jets above 20 GeV matched to GenJets as ``parnassus validate`` matches them)."""
     events = uproot.open(path)["Delphes"].arrays(BRANCHES)
-    jets = ak.zip({"pt": events["Jet.PT"], "eta": events["Jet.Eta"], "phi": events["Jet.Phi"]})
-    jets = jets[jets.pt > 20]
-    gen = ak.zip({"pt": events["GenJet.PT"], "eta": events["GenJet.Eta"], "phi": events["GenJet.Phi"]})
-    pairs = ak.cartesian([jets, gen], nested=True)
-    dphi = np.remainder(pairs["0"].phi - pairs["1"].phi + np.pi, 2 * np.pi) - np.pi
-    distance = np.hypot(pairs["0"].eta - pairs["1"].eta, dphi)
-    nearest = ak.argmin(distance, axis=2, keepdims=True)
-    matched = ak.flatten(distance[nearest], axis=2) < 0.2
-    response = ak.flatten((jets.pt / ak.flatten(pairs["1"].pt[nearest], axis=2))[matched], axis=None)
-    response = ak.to_numpy(response)
+    jets = events[["Jet.PT", "Jet.Eta", "Jet.Phi"]][events["Jet.PT"] > 20]
+    reco, gen = ak.num(jets["Jet.PT"]), ak.num(events["GenJet.PT"])
+    flat = {branch: ak.to_numpy(ak.flatten(array[branch])) for array, names in
+            ((jets, ("Jet.PT", "Jet.Eta", "Jet.Phi")), (events, ("GenJet.PT", "GenJet.Eta", "GenJet.Phi")))
+            for branch in names}
+    r, g = match_events(flat["Jet.Eta"], flat["Jet.Phi"], ak.to_numpy(reco), flat["GenJet.Eta"], flat["GenJet.Phi"],
+                        ak.to_numpy(gen), JET_MATCH_DR)
+    response = flat["Jet.PT"][r] / flat["GenJet.PT"][g]
     return {**means(path), "electrons": float(ak.mean(events["Electron_size"])),
             "muons": float(ak.mean(events["Muon_size"])),
             "response": float(response.mean()) if len(response) else float("nan"),
